@@ -1,0 +1,1 @@
+"""Task generators for Countdown and multiplication, in verl's row schema."""

@@ -1,0 +1,1 @@
+"""Hydra recipes for `python -m tinyzero.train +recipe=NAME` (one YAML each)."""

@@ -1,0 +1,1 @@
+"""tinyzero: reproduce DeepSeek R1-Zero on toy reasoning tasks."""

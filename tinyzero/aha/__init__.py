@@ -1,0 +1,1 @@
+"""Find and show the aha moment in training rollout dumps."""

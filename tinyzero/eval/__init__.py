@@ -1,0 +1,1 @@
+"""Evaluation of checkpoints: accuracy, pass@k and s1-style budget forcing."""

@@ -1,0 +1,25 @@
+"""Chat templates: how a dataset row's `prompt` (always a chat list) becomes the model's input text.
+
+One home for this, used by training (verl's `custom_chat_template`) and evaluation alike.
+- `base` prompts are plain text written for a base model: the template passes the messages'
+  content through unchanged, so the model sees exactly the text data_gen wrote, and the
+  generation prompt adds nothing (the text already ends by opening the think tag).
+- `instruct` prompts are chat messages for an instruct model: its own chat template applies.
+"""
+
+from __future__ import annotations
+
+PROMPT_STYLES = ("base", "instruct")
+
+# Jinja, as Hugging Face tokenizers and verl expect. No BOS/EOS, no role markers, no
+# generation prompt: the content is the whole input.
+BASE_CHAT_TEMPLATE = "{%- for message in messages -%}{{ message['content'] }}{%- endfor -%}"
+
+
+def chat_template_for(prompt_style: str) -> str | None:
+    """The template to force on the tokenizer for a prompt style; None keeps the model's own."""
+    if prompt_style == "base":
+        return BASE_CHAT_TEMPLATE
+    if prompt_style == "instruct":
+        return None
+    raise ValueError(f"unknown prompt_style {prompt_style!r}; use one of {', '.join(PROMPT_STYLES)}")
