@@ -1,0 +1,452 @@
+"""The reward rules of issue 2, one test (or parametrised case) per rule, plus adversarial inputs."""
+
+import subprocess
+import sys
+from fractions import Fraction
+
+import pytest
+
+from tinyzero.rewards import (
+    MAX_ANSWER_CHARS,
+    compute_score,
+    evaluate_expression,
+    extract_answer,
+    score_countdown,
+    score_multiply,
+)
+from tinyzero.rewards.trl import completion_text, countdown_reward, multiply_reward, task_reward
+
+NUMBERS = [19, 36, 55, 7]
+TARGET = 65  # 55 + 36 - 19 - 7
+COUNTDOWN = {"target": TARGET, "numbers": NUMBERS}
+
+
+def countdown(answer: str, **kwargs):
+    return score_countdown(f"<think>reasoning</think>\n<answer>{answer}</answer>", TARGET, NUMBERS, **kwargs)
+
+
+# --- extraction ---
+
+
+@pytest.mark.parametrize(
+    "response, expected",
+    [
+        ("<answer>1</answer>", "1"),
+        ("<answer>1</answer> then <answer>2</answer>", "2"),  # the last pair wins
+        ("<answer>1</answer> then <answer>2", "1"),  # the last *complete* pair
+        ("<answer>\n 55 + 36\n - 19 - 7 \n</answer>", "55 + 36\n - 19 - 7"),  # spans lines
+        ("<answer>a <answer>b</answer>", "b"),  # nearest opening tag before the last closing one
+        ("</answer><answer>", None),
+        ("no tags at all", None),
+        ("<answer>unclosed", None),
+        ("<Answer>1</Answer>", None),  # tags are exact
+        ("<answer></answer>", ""),
+    ],
+)
+def test_extract_answer_takes_the_last_complete_pair(response, expected):
+    assert extract_answer(response) == expected
+
+
+def test_extract_answer_on_non_strings_is_none():
+    assert extract_answer(None) is None
+    assert extract_answer(b"<answer>1</answer>") is None
+
+
+# --- scores ---
+
+
+def test_the_three_score_levels():
+    assert countdown("55 + 36 - 19 - 7").score == 1.0
+    assert countdown("55 + 36 - 19 + 7").score == 0.1  # wrong, but a pair is present
+    assert countdown("no idea").score == 0.1  # whatever it holds
+    no_pair = score_countdown("55 + 36 - 19 - 7", TARGET, NUMBERS)
+    assert (no_pair.score, no_pair.has_answer, no_pair.correct) == (0.0, False, False)
+
+
+def test_score_levels_are_parameters():
+    levels = dict(no_answer_score=-1.0, format_score=0.25, correct_score=2.0)
+    assert countdown("55 + 36 - 19 - 7", **levels).score == 2.0
+    assert countdown("55 + 36", **levels).score == 0.25
+    assert score_countdown("nothing", TARGET, NUMBERS, **levels).score == -1.0
+    assert score_multiply("<answer>12</answer>", 12, **levels).score == 2.0
+    assert score_multiply("<answer>13</answer>", 12, **levels).score == 0.25
+    assert score_multiply("12", 12, **levels).score == -1.0
+    for truth, text in ((COUNTDOWN, "55 + 36"), (12, "13")):
+        source = "countdown" if truth is COUNTDOWN else "multiply"
+        assert compute_score(source, f"<answer>{text}</answer>", truth, **levels)["score"] == 0.25
+        assert compute_score(source, "", truth, **levels)["score"] == -1.0
+
+
+def test_result_explains_the_score():
+    result = countdown(" 55 + 36 - 19 + 7 ")
+    assert result.answer == "55 + 36 - 19 + 7"
+    assert result.reason == "evaluates to 79, not the target 65"
+    assert countdown("55 + 36 - 19 - 7").reason == "correct"
+    assert "no complete" in score_countdown("", TARGET, NUMBERS).reason
+
+
+# --- Countdown grammar ---
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "55 + 36 - 19 - 7",
+        "(55 + 36) - (19 + 7)",
+        "((((55)))) + 36 - 19 - 7",
+        "55+36-19-7",
+        "\n55 +\t36\r\n- 19 - 7\n",
+        "55 + 36 - 19 - 7 = 65",
+        "55 + 36 - 19 - 7=65",
+        "55 + 36 - 19 - 7 =  65 ",
+        "36 - 19 + 55 - 7",
+        "55 - (19 - 36) - 7",
+    ],
+)
+def test_correct_countdown_expressions(answer):
+    result = countdown(answer)
+    assert result.correct and result.score == 1.0, result.reason
+
+
+def test_unicode_times_and_divide_count_as_star_and_slash():
+    assert score_countdown("<answer>(3 × 8) ÷ 2</answer>", 12, [3, 8, 2]).correct
+    assert score_countdown("<answer>3 × (8 ÷ 2)</answer>", 12, [3, 8, 2]).correct
+
+
+@pytest.mark.parametrize(
+    "answer, reason_part",
+    [
+        ("55 + 36 - 19 - 7 = 64", "target is 65"),  # `= N` only when N is the target
+        ("55 + 36 - 19 - 7 = 65 = 65", "after '='"),
+        ("55 + 36 - 19 - 7 = x", "after '='"),
+        ("65 = 55 + 36 - 19 - 7", "after '='"),
+        ("55 + 36 - 19 - 7 = ٦٥", "after '='"),
+        ("55 + 36 - 19 - seven", "not allowed"),
+        ("55 ** 36 - 19 - 7", "expected a number"),
+        ("55 // 36 - 19 - 7", "expected a number"),
+        ("55 % 36 - 19 - 7", "not allowed"),
+        ("55 ^ 36 - 19 - 7", "not allowed"),
+        ("55.0 + 36 - 19 - 7", "not allowed"),
+        ("-55 + 36 + 19 + 7", "expected a number"),  # unary minus
+        ("+55 + 36 - 19 - 7", "expected a number"),  # unary plus
+        ("55 + -36 - 19 - 7", "expected a number"),
+        ("٥٥ + 36 - 19 - 7", "not allowed"),  # Arabic-Indic digits
+        ("５５ + 36 - 19 - 7", "not allowed"),  # full-width digits
+        ("55 + 36 - 19 - 7\u00a0", "not allowed"),  # only ASCII white space
+        ("55 36 - 19 - 7", "expected an operator"),
+        ("55 + 36 - 19 - 7 +", "ends without a number"),
+        ("", "empty expression"),
+        ("()", "expected a number"),
+        ("(55 + 36 - 19 - 7", "unbalanced '('"),
+        ("55 + 36) - 19 - 7", "unbalanced ')'"),
+        ("55 + 36 (- 19) - 7", "expected an operator"),
+        ("55(36) - 19 - 7", "expected an operator"),
+        ("1_000 + 36 - 19 - 7", "not allowed"),
+        ("[55 + 36] - 19 - 7", "not allowed"),
+    ],
+)
+def test_everything_outside_the_grammar_is_wrong_not_an_error(answer, reason_part):
+    result = countdown(answer)
+    assert (result.score, result.correct, result.has_answer) == (0.1, False, True)
+    assert reason_part in result.reason
+
+
+def test_literals_must_be_exactly_the_given_numbers():
+    assert not countdown("55 + 36 - 19").correct  # 7 unused
+    assert "not exactly" in countdown("55 + 36 - 26").reason  # a number not given
+    assert not countdown("55 + 36 - 19 - 7 + 0").correct  # one literal too many
+    # The same number twice counts twice: given [2, 2] both must be used, and 2 alone is not enough.
+    assert score_countdown("<answer>2 * 2</answer>", 4, [2, 2]).correct
+    assert not score_countdown("<answer>2 + 2</answer>", 4, [2]).correct
+    assert not score_countdown("<answer>2 + 2</answer>", 4, [2, 3]).correct
+    # Multiset, not order.
+    assert score_countdown("<answer>7 - 19 + 36 + 55 - 14</answer>", 65, [55, 36, 19, 7, 14]).correct
+
+
+def test_at_most_once_rule_is_a_parameter():
+    assert not countdown("55 + 36 - 26").correct
+    loose = dict(allow_unused_numbers=True)
+    assert score_countdown("<answer>55 + 10</answer>", 65, [55, 10, 3], **loose).correct
+    assert not score_countdown("<answer>55 + 5 + 5</answer>", 65, [55, 5, 3], **loose).correct  # 5 twice
+    assert not score_countdown("<answer>55 + 10</answer>", 65, [55, 11], **loose).correct
+    assert compute_score("countdown", "<answer>55 + 10</answer>", {"target": 65, "numbers": [55, 10, 3]},
+                         allow_unused_numbers=True)["acc"] == 1.0
+
+
+def test_arithmetic_is_exact_with_fractions():
+    # 8 / (3 - 8 / 3) = 24 only in exact arithmetic (floats give 23.99...).
+    assert score_countdown("<answer>8 / (3 - 8 / 3)</answer>", 24, [8, 3, 8, 3]).correct
+    assert score_countdown("<answer>(1 / 3) * 9 + 1</answer>", 4, [1, 3, 9, 1]).correct
+    # 1/3 + 1/3 + 1/3 is exactly 1 (never 0.999...).
+    assert score_countdown("<answer>1/3 + 1/3 + 1/3</answer>", 1, [1, 3, 1, 3, 1, 3]).correct
+    # Close is not equal: 10/3 is not 3.
+    assert not score_countdown("<answer>10 / 3</answer>", 3, [10, 3]).correct
+    # Precedence and left associativity.
+    assert score_countdown("<answer>2 + 3 * 4</answer>", 14, [2, 3, 4]).correct
+    assert score_countdown("<answer>20 - 5 - 3</answer>", 12, [20, 5, 3]).correct
+    assert score_countdown("<answer>48 / 4 / 2</answer>", 6, [48, 4, 2]).correct
+    assert score_countdown("<answer>48 / 4 * 2</answer>", 24, [48, 4, 2]).correct
+    # Negative intermediate values are fine.
+    assert score_countdown("<answer>(3 - 10) * (2 - 5)</answer>", 21, [3, 10, 2, 5]).correct
+
+
+def test_division_by_zero_is_wrong():
+    result = score_countdown("<answer>5 / (3 - 3) + 1</answer>", 6, [5, 3, 3, 1])
+    assert not result.correct and result.score == 0.1 and result.reason == "division by zero"
+    assert not score_countdown("<answer>0 / 0</answer>", 0, [0, 0]).correct
+    assert score_countdown("<answer>0 / 7</answer>", 0, [0, 7]).correct
+
+
+def test_answer_over_the_length_cap_is_wrong_without_parsing():
+    padded = "55 + 36 - 19 - 7" + " " * (MAX_ANSWER_CHARS - 16)
+    assert countdown(padded).correct  # exactly at the cap: parsed
+    result = countdown(padded + " ")
+    assert (result.score, result.correct) == (0.1, False) and "longer than" in result.reason
+
+
+# --- evaluate_expression (used by the aha analysis) ---
+
+
+def test_evaluate_expression():
+    assert evaluate_expression("1/3 + 1/6") == (Fraction(1, 2), [1, 3, 1, 6])
+    assert evaluate_expression("(1 + 2) × (3 + 4) ÷ (5 - 6)") == (Fraction(-21), [1, 2, 3, 4, 5, 6])
+    value, literals = evaluate_expression("8 / (3 - 8 / 3)")
+    assert type(value) is Fraction and value == 24 and literals == [8, 3, 8, 3]
+    for invalid in ("1/0", "1 / (2 - 2)", "2 ** 3", "-1", "1.5", "", "abc", None, 12, "1 + 1 = 2"):
+        assert evaluate_expression(invalid) is None, invalid
+    assert evaluate_expression("1+" * 600 + "1") is None  # over max_chars
+    assert evaluate_expression("1+" * 600 + "1", max_chars=2000) == (Fraction(601), [1] * 601)
+
+
+# --- multiplication ---
+
+
+@pytest.mark.parametrize("answer", ["56088", " 56088 ", "\n56088\n", "56,088", "056088"])
+def test_correct_products(answer):
+    assert score_multiply(f"<answer>{answer}</answer>", 56088).correct
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["+56088", "-56088", "1_000", "56088.0", "56.088", "5,6088", "56,08,8", ",56,088", "56,088,", "56 088",
+     "５６０８８", "٥٦٠٨٨", "56088 = 123 * 456", "123 * 456", "", "56089", "5608800", "0x0"],
+)
+def test_anything_but_a_plain_integer_is_wrong(answer):
+    result = score_multiply(f"<answer>{answer}</answer>", 56088)
+    assert (result.score, result.correct, result.has_answer) == (0.1, False, True)
+
+
+def test_multiply_groups_of_three_and_big_products():
+    assert score_multiply("<answer>1,000</answer>", 1000).correct
+    assert score_multiply("<answer>1,234,567,890</answer>", 1234567890).correct
+    assert score_multiply("<answer>1000</answer>", 1000).correct
+    assert not score_multiply("<answer>1,0000</answer>", 10000).correct
+    big = 123456789 ** 5
+    assert score_multiply(f"<answer>{big}</answer>", big).correct
+
+
+# --- compute_score: verl's entry point ---
+
+KEYS = {"score", "acc", "has_answer"}
+
+
+@pytest.mark.parametrize(
+    "response, expected",
+    [
+        ("<answer>55 + 36 - 19 - 7</answer>", {"score": 1.0, "acc": 1.0, "has_answer": 1.0}),
+        ("<answer>55 + 36 - 19 + 7</answer>", {"score": 0.1, "acc": 0.0, "has_answer": 1.0}),
+        ("<answer>" + "1" * 2000 + "</answer>", {"score": 0.1, "acc": 0.0, "has_answer": 1.0}),
+        ("55 + 36 - 19 - 7", {"score": 0.0, "acc": 0.0, "has_answer": 0.0}),
+    ],
+)
+def test_compute_score_returns_the_same_float_keys_for_every_sample(response, expected):
+    result = compute_score("countdown", response, COUNTDOWN, extra_info={"index": 3})
+    assert result == expected
+    assert set(result) == KEYS and all(type(v) is float for v in result.values())
+
+
+@pytest.mark.parametrize(
+    "source, truth, answer",
+    [
+        ("countdown", COUNTDOWN, "55 + 36 - 19 - 7"),
+        ("countdown_3to4", COUNTDOWN, "55 + 36 - 19 - 7"),
+        ("Jiayi-Pan/Countdown-Tasks-3to4/countdown", COUNTDOWN, "55 + 36 - 19 - 7"),
+        ("multiply", {"product": 56088, "factors": [123, 456]}, "56088"),
+        ("multiply", 56088, "56088"),  # the classic bare-int ground truth
+        ("yolo/multiply-3_digit", 56088, "56,088"),
+    ],
+)
+def test_data_source_selects_the_task(source, truth, answer):
+    assert compute_score(source, f"<answer>{answer}</answer>", truth)["acc"] == 1.0
+
+
+@pytest.mark.parametrize("source", ["gsm8k", "", "Countdown", "countdown_multiply", None, 3, ["countdown"]])
+def test_unknown_data_source_raises_naming_the_known_ones(source):
+    with pytest.raises(ValueError, match="countdown.*multiply"):
+        compute_score(source, "<answer>1</answer>", 1)
+
+
+def test_extra_keyword_arguments_are_ignored():
+    # verl adds reward_router_address / reward_model_tokenizer, and extra_info carries num_turns etc.
+    result = compute_score(
+        data_source="countdown", solution_str="<answer>55+36-19-7</answer>", ground_truth=COUNTDOWN,
+        extra_info={"num_turns": None, "rollout_reward_scores": {}}, reward_router_address=None,
+    )
+    assert result["score"] == 1.0
+
+
+def test_ground_truth_as_tuple_and_numpy_array():
+    np = pytest.importorskip("numpy")
+    response = "<answer>55 + 36 - 19 - 7</answer>"
+    for numbers in ((19, 36, 55, 7), np.array(NUMBERS), np.array(NUMBERS, dtype=np.int32), [np.int64(n) for n in NUMBERS]):
+        truth = {"target": np.int64(TARGET), "numbers": numbers}
+        assert compute_score("countdown", response, truth)["score"] == 1.0
+    assert compute_score("multiply", "<answer>56088</answer>", np.int64(56088))["score"] == 1.0
+    truth = {"product": np.int64(56088), "factors": np.array([123, 456])}
+    assert compute_score("multiply", "<answer>56088</answer>", truth)["score"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "source, truth, message",
+    [
+        ("countdown", {"target": 65}, "'numbers'"),
+        ("countdown", {"numbers": NUMBERS}, "'target'"),
+        ("countdown", 65, "'target'"),
+        ("countdown", {"target": 65.5, "numbers": NUMBERS}, "target must be an integer"),
+        ("countdown", {"target": 65, "numbers": [1.5, 2]}, "numbers must be"),
+        ("countdown", {"target": 65, "numbers": 7}, "numbers must be"),
+        ("multiply", {"factors": [1, 2]}, "'product'"),
+        ("multiply", "56088", "product must be an integer"),
+    ],
+)
+def test_bad_ground_truth_is_a_clear_error(source, truth, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        compute_score(source, "<answer>1</answer>", truth)
+
+
+# --- adversarial inputs: wrong (or right), never an error, never a hang ---
+
+ADVERSARIAL = [
+    "95**36**32**91",
+    "95 ** 36 ** 32 ** 91",
+    "9**9**9**9**9",
+    "(" * 10_000 + "55" + ")" * 10_000,
+    "(" * 492 + "55 + 36 - 19 + 7" + ")" * 492,  # under the cap: parsed, iteratively, and wrong
+    ")" * 999,
+    "__import__('os').system('echo pwned')",
+    "exec('import os')",
+    "(lambda f: f(f))(lambda f: f(f))",
+    "[x for x in range(10**10)]",
+    "'a' * 10**9",
+    "55 + 36 - 19 - 7; import os",
+    "٥٥ + ٣٦ - ١٩ - ٧",
+    "𝟓𝟓 + 36 - 19 - 7",
+    "55\x00 + 36 - 19 - 7",
+    "\ud800",  # a lone surrogate
+    "9" * 999,
+    "1/" * 499 + "1",
+]
+
+
+@pytest.mark.parametrize("answer", ADVERSARIAL, ids=range(len(ADVERSARIAL)))
+def test_adversarial_answers_are_wrong_not_errors(answer):
+    assert len(answer) <= MAX_ANSWER_CHARS or answer.startswith("((")
+    response = f"<answer>{answer}</answer>"
+    assert compute_score("countdown", response, COUNTDOWN) == {"score": 0.1, "acc": 0.0, "has_answer": 1.0}
+    assert score_countdown(response, TARGET, NUMBERS).score == 0.1
+    assert compute_score("multiply", response, 56088)["score"] == 0.1
+    evaluate_expression(answer)  # must return, whatever it returns
+
+
+def test_deep_parentheses_under_the_cap_are_evaluated():
+    answer = "(" * 490 + "55 + 36 - 19 - 7" + ")" * 490
+    assert len(answer) <= MAX_ANSWER_CHARS and countdown(answer).correct
+    assert evaluate_expression("(" * 5000 + "1" + ")" * 5000, max_chars=20_000) == (Fraction(1), [1])
+
+
+def test_one_megabyte_response():
+    reasoning = "<think>" + "Let me try 55 + 36 = 91. <answer>wrong</answer " * 22_000 + "</think>"
+    assert len(reasoning) > 1_000_000
+    assert compute_score("countdown", reasoning + "<answer>55 + 36 - 19 - 7</answer>", COUNTDOWN)["score"] == 1.0
+    assert compute_score("countdown", reasoning, COUNTDOWN)["score"] == 0.0
+    assert compute_score("countdown", "<answer>" * 130_000, COUNTDOWN)["score"] == 0.0
+    assert compute_score("countdown", "</answer>" * 120_000, COUNTDOWN)["score"] == 0.0
+    assert compute_score("countdown", "<answer>" + "(" * 1_000_000 + "</answer>", COUNTDOWN)["score"] == 0.1
+    assert compute_score("multiply", "<answer>" + "1," * 500_000 + "000</answer>", 1)["score"] == 0.1
+
+
+@pytest.mark.parametrize("response", [None, b"<answer>1</answer>", 12, ["<answer>1</answer>"]])
+def test_non_string_responses_have_no_answer(response):
+    assert compute_score("countdown", response, COUNTDOWN)["has_answer"] == 0.0
+    assert score_multiply(response, 1).score == 0.0
+
+
+# --- TRL adapter ---
+
+
+def test_trl_adapter_plain_and_conversational_completions():
+    completions = [
+        "<answer>55 + 36 - 19 - 7</answer>",
+        [{"role": "assistant", "content": "<think>hm</think><answer>55 + 36 - 19 - 7</answer>"}],
+        [{"role": "assistant", "content": "<answer>55 + 36</answer>"}],
+        [{"role": "assistant", "content": [{"type": "text", "text": "<answer>55+36-19-7</answer>"}]}],
+        "no answer",
+    ]
+    n = len(completions)
+    # TRL passes every dataset column as a keyword argument, one item per completion.
+    rewards = countdown_reward(
+        prompts=["p"] * n, completions=completions, completion_ids=[[1]] * n, trainer_state=None,
+        target=[TARGET] * n, numbers=[NUMBERS] * n, split=["train"] * n,
+    )
+    assert rewards == [1.0, 1.0, 0.1, 1.0, 0.0]
+    assert all(type(r) is float for r in rewards)
+    assert multiply_reward(completions=["<answer>12</answer>", "<answer>13</answer>"], product=[12, 12]) == [1.0, 0.1]
+
+
+def test_trl_task_reward_reads_verl_row_schema():
+    rows = [
+        ("countdown", {"style": "rule", "ground_truth": COUNTDOWN}, "<answer>55+36-19-7</answer>"),
+        ("multiply", {"style": "rule", "ground_truth": {"product": 56088, "factors": [123, 456]}}, "<answer>56088</answer>"),
+        ("multiply", {"style": "rule", "ground_truth": 12}, "<answer>13</answer>"),
+    ]
+    sources, reward_models, completions = map(list, zip(*rows))
+    assert task_reward(completions=completions, data_source=sources, reward_model=reward_models) == [1.0, 1.0, 0.1]
+
+
+def test_trl_adapter_errors_name_the_problem():
+    with pytest.raises(TypeError, match="'numbers' column"):
+        countdown_reward(completions=["x"], target=[1])
+    with pytest.raises(ValueError, match="'target' has 2 items but there are 1"):
+        countdown_reward(completions=["x"], target=[1, 2], numbers=[[1]])
+    with pytest.raises(TypeError, match="string or a list"):
+        completion_text(3)
+    # Messages other than the assistant's (a tool's output, say) are not the model's answer.
+    conversation = [{"role": "assistant", "content": "<answer>1"}, {"role": "tool", "content": "</answer>"}]
+    assert completion_text(conversation) == "<answer>1"
+
+
+# --- dependencies ---
+
+
+def test_import_brings_no_third_party_package():
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import tinyzero.rewards, tinyzero.rewards.trl\n"
+        "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
+        "print(sorted(new - set(sys.stdlib_module_names) - {'tinyzero'}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_no_eval_exec_or_compile_in_the_reward_code():
+    import ast
+    from pathlib import Path
+
+    import tinyzero.rewards
+
+    for path in Path(tinyzero.rewards.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id not in {"eval", "exec", "compile", "__import__"}, f"{path.name}:{node.lineno}"

@@ -1,0 +1,126 @@
+"""TRL adapters: reward functions with TRL's calling convention, without depending on TRL.
+
+TRL calls each reward function with keyword arguments: `prompts`, `completions` (plain strings,
+or conversational lists of `{"role", "content"}` messages), `completion_ids`, `trainer_state`,
+and every other dataset column as a list with one item per completion. It wants a list of floats.
+
+    from trl import GRPOTrainer
+    from tinyzero.rewards.trl import countdown_reward   # dataset columns: target, numbers
+    trainer = GRPOTrainer(model=..., reward_funcs=countdown_reward, train_dataset=dataset)
+
+`task_reward` reads datasets written by `python -m data_gen` (columns `data_source`, `reward_model`).
+"""
+
+from __future__ import annotations
+
+from tinyzero.rewards.answer import CORRECT_SCORE, FORMAT_SCORE, NO_ANSWER_SCORE
+from tinyzero.rewards.score import compute_score
+
+
+def completion_text(completion) -> str:
+    """The text of one completion: a string as is, or the assistant contents of a conversation."""
+    if isinstance(completion, str):
+        return completion
+    if not isinstance(completion, (list, tuple)):
+        raise TypeError(
+            f"a completion must be a string or a list of {{'role', 'content'}} messages, got {completion!r}"
+        )
+    parts = []
+    for message in completion:
+        if not isinstance(message, dict):
+            raise TypeError(f"a conversational completion holds message dicts, got {message!r}")
+        if message.get("role", "assistant") != "assistant":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):  # multimodal form: [{"type": "text", "text": ...}, ...]
+            parts.extend(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return "\n".join(parts)
+
+
+def _columns_match(completions, **columns) -> None:
+    for name, column in columns.items():
+        if column is None:
+            raise TypeError(f"the dataset needs a {name!r} column for this reward function")
+        if len(column) != len(completions):
+            raise ValueError(
+                f"column {name!r} has {len(column)} items but there are {len(completions)} completions"
+            )
+
+
+def _scores(data_sources, completions, ground_truths, score_levels) -> list[float]:
+    return [
+        compute_score(source, completion_text(completion), truth, **score_levels)["score"]
+        for source, completion, truth in zip(data_sources, completions, ground_truths)
+    ]
+
+
+def countdown_reward(
+    completions,
+    target=None,
+    numbers=None,
+    *,
+    allow_unused_numbers: bool = False,
+    no_answer_score: float = NO_ANSWER_SCORE,
+    format_score: float = FORMAT_SCORE,
+    correct_score: float = CORRECT_SCORE,
+    **kwargs,
+) -> list[float]:
+    """Countdown reward for datasets with `target` and `numbers` columns."""
+    _columns_match(completions, target=target, numbers=numbers)
+    truths = [{"target": t, "numbers": n} for t, n in zip(target, numbers)]
+    levels = dict(
+        allow_unused_numbers=allow_unused_numbers,
+        no_answer_score=no_answer_score,
+        format_score=format_score,
+        correct_score=correct_score,
+    )
+    return _scores(["countdown"] * len(completions), completions, truths, levels)
+
+
+def multiply_reward(
+    completions,
+    product=None,
+    *,
+    no_answer_score: float = NO_ANSWER_SCORE,
+    format_score: float = FORMAT_SCORE,
+    correct_score: float = CORRECT_SCORE,
+    **kwargs,
+) -> list[float]:
+    """Multiplication reward for datasets with a `product` column."""
+    _columns_match(completions, product=product)
+    levels = dict(no_answer_score=no_answer_score, format_score=format_score, correct_score=correct_score)
+    return _scores(["multiply"] * len(completions), completions, product, levels)
+
+
+def task_reward(
+    completions,
+    data_source=None,
+    reward_model=None,
+    *,
+    allow_unused_numbers: bool = False,
+    no_answer_score: float = NO_ANSWER_SCORE,
+    format_score: float = FORMAT_SCORE,
+    correct_score: float = CORRECT_SCORE,
+    **kwargs,
+) -> list[float]:
+    """Reward for rows in verl's schema (as `data_gen` writes them): any task, chosen per row."""
+    _columns_match(completions, data_source=data_source, reward_model=reward_model)
+    truths = [_ground_truth_of(row) for row in reward_model]
+    levels = dict(
+        allow_unused_numbers=allow_unused_numbers,
+        no_answer_score=no_answer_score,
+        format_score=format_score,
+        correct_score=correct_score,
+    )
+    return _scores(data_source, completions, truths, levels)
+
+
+def _ground_truth_of(reward_model):
+    try:
+        return reward_model["ground_truth"]
+    except (KeyError, TypeError, IndexError):
+        raise ValueError(
+            f"a reward_model cell must be a dict with 'ground_truth' (verl's row schema), got {reward_model!r}"
+        ) from None
