@@ -1,0 +1,279 @@
+"""`python -m tinyzero.aha`: reading dumps, the aha step, and the report files."""
+
+import csv
+import inspect
+import json
+import re
+import tracemalloc
+
+import pytest
+
+from tinyzero.aha import analyse, find_aha, find_step_files, mean_shift, parse_ground_truth
+from tinyzero.aha.__main__ import main
+from tinyzero.aha.reader import Task
+from tinyzero.aha.report import write_atomic
+from tinyzero.aha.synthetic import write_synthetic_dump
+from tinyzero.rewards import compute_score
+
+REQUIRED_COLUMNS = [
+    "step", "reward_mean", "accuracy", "format_rate", "response_length_mean",
+    "verification", "backtracking", "subgoal", "backward_chaining", "self_correction",
+]
+
+
+@pytest.fixture(scope="module")
+def dump(tmp_path_factory):
+    """30 steps, 24 responses each, reflection from step 12."""
+    return write_synthetic_dump(tmp_path_factory.mktemp("rollouts"), steps=30, aha_step=12, samples_per_step=24, seed=1)
+
+
+@pytest.fixture(scope="module")
+def report(dump, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    assert main([str(dump), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("aha_step, seed", [(8, 2), (20, 3)])
+def test_the_aha_step_of_a_synthetic_dump_is_found_within_two_steps(tmp_path, aha_step, seed):
+    dump = write_synthetic_dump(tmp_path, steps=30, aha_step=aha_step, samples_per_step=24, seed=seed)
+    analysis = analyse(dump, examples=0)
+    assert analysis.aha.step is not None and abs(analysis.aha.step - aha_step) <= 2, analysis.aha
+    assert analysis.aha.confirmed
+    assert analysis.aha.accuracy_after > analysis.aha.accuracy_before
+
+
+def test_synthetic_dump_is_scored_as_tinyzeros_reward_scores_it(dump):
+    for step_file in find_step_files(dump)[:3]:
+        for line in open(step_file.path, encoding="utf-8"):
+            record = json.loads(line)
+            reward = compute_score("countdown", record["output"], record["gts"])
+            assert (reward["score"], reward["acc"], reward["has_answer"]) == (
+                record["score"], record["acc"], record["has_answer"])
+
+
+def test_report_files_and_metrics_columns(report, dump):
+    assert sorted(p.name for p in report.iterdir()) == [
+        "aha.json", "behaviours.png", "length.png", "metrics.csv", "report.html", "reward_accuracy.png"]
+    with open(report / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[:10] == REQUIRED_COLUMNS
+    assert [int(r["step"]) for r in rows] == list(range(1, 31))
+    for row in rows:
+        for column in REQUIRED_COLUMNS[2:4] + REQUIRED_COLUMNS[5:]:
+            assert 0.0 <= float(row[column]) <= 1.0
+        assert int(row["responses"]) == 24
+    for png in ("behaviours.png", "length.png", "reward_accuracy.png"):
+        assert (report / png).read_bytes().startswith(b"\x89PNG")
+
+
+def test_aha_json_evidence_points_at_real_transcripts(report, dump):
+    aha = json.loads((report / "aha.json").read_text())
+    assert abs(aha["step"] - 12) <= 2
+    assert aha["reflection_rate"]["after"] > aha["reflection_rate"]["before"]
+    assert aha["accuracy"]["after"] > aha["accuracy"]["before"]
+    assert aha["responses"] == 30 * 24 and aha["malformed_lines"] == 0
+    assert len(aha["examples"]) == 3
+    for example in aha["examples"]:
+        assert example["step"] >= aha["step"] and example["correct"]
+        line = (dump / f"{example['step']}.jsonl").read_text().splitlines()[example["index"]]
+        assert json.loads(line)["acc"] == 1.0
+        assert set(example["behaviours"]) & {"verification", "backtracking", "self_correction"}
+
+
+def test_report_html_is_one_self_contained_file(report):
+    page = (report / "report.html").read_text(encoding="utf-8")
+    assert page.count("src='data:image/png;base64,") == 3
+    text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page).lower()
+    for reference in ("http:", "https:", "//", "<script", "<link", "@import", "url(", "<iframe", "<object"):
+        assert reference not in text, reference
+    assert re.findall(r"src=['\"](?!data:)", page) == []
+    assert "<mark class=" in page  # behaviour spans highlighted
+
+
+def test_model_text_is_html_escaped(tmp_path):
+    dump = tmp_path / "rollouts"
+    write_synthetic_dump(dump, steps=4, aha_step=2, samples_per_step=4, seed=0)
+    evil = {"input": "<img src=x onerror=alert(1)>", "output": "Let me verify: 1 + 1 = 2. <script>alert(1)</script>"
+            " </think> <answer> 2 </answer>", "gts": {"target": 2, "numbers": [1, 1]}, "score": 1.0, "acc": 1.0}
+    with open(dump / "3.jsonl", "a") as f:
+        f.write(json.dumps(evil) + "\n")
+    out = tmp_path / "out"
+    assert main([str(dump), "--out", str(out), "--examples", "50", "--no-plots"]) == 0
+    page = (out / "report.html").read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script" not in page and "<img src=x" not in page
+
+
+def test_broken_lines_are_skipped_and_counted(tmp_path):
+    dump = write_synthetic_dump(tmp_path / "rollouts", steps=5, aha_step=3, samples_per_step=6, seed=0)
+    with open(dump / "2.jsonl", "ab") as f:
+        f.write(b'{"output": "truncated by a crash\n')  # not JSON
+        f.write(b"[1, 2, 3]\n")  # not an object
+        f.write(b'{"input": "no response text", "score": 1.0}\n')
+        f.write(b'{"output": "bad bytes \xff\xfe", "score": 0.0}\n')  # not UTF-8
+        f.write(b"\n")  # blank lines are not counted
+    out = tmp_path / "out"
+    assert main([str(dump), "--out", str(out), "--no-plots"]) == 0
+    aha = json.loads((out / "aha.json").read_text())
+    assert aha["malformed_lines"] == 4 and aha["responses"] == 30
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [int(r["malformed_lines"]) for r in rows] == [0, 4, 0, 0, 0]
+    assert "4 malformed line(s) skipped" in (out / "report.html").read_text()
+
+
+def test_empty_folder_is_a_clear_error_and_writes_nothing(tmp_path, capsys):
+    empty = tmp_path / "rollouts"
+    empty.mkdir()
+    out = tmp_path / "out"
+    assert main([str(empty), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(empty) in err and "rollout_data_dir" in err
+    assert not out.exists()
+
+
+def test_missing_folder_is_a_clear_error(tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    assert main([str(missing), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and str(missing) in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_folder_of_only_broken_lines_is_an_error(tmp_path, capsys):
+    dump = tmp_path / "rollouts"
+    dump.mkdir()
+    (dump / "1.jsonl").write_text("not json\n{}\n")
+    out = tmp_path / "out"
+    assert main([str(dump), "--out", str(out)]) == 2
+    assert "2 malformed line(s)" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_reader_streams_one_step_at_a_time(dump, tmp_path):
+    copy = tmp_path / "rollouts"
+    copy.mkdir()
+    for name in ("1.jsonl", "2.jsonl", "10.jsonl"):
+        (copy / name).write_bytes((dump / name).read_bytes())
+    (copy / "notes.txt").write_text("ignored")
+    files = find_step_files(copy)
+    assert [f.step for f in files] == [1, 2, 10]  # numeric, not lexicographic, order
+    first = iter(files[0])
+    assert inspect.isgenerator(first)
+    next(first)
+    # reading step 1 never touches the other step files
+    (copy / "2.jsonl").unlink()
+    (copy / "10.jsonl").unlink()
+    assert sum(1 for _ in first) == 23
+
+
+def test_memory_is_bounded_by_one_step_file(tmp_path):
+    dump = write_synthetic_dump(tmp_path / "rollouts", steps=10, aha_step=5, samples_per_step=300, seed=0)
+    total = sum(f.stat().st_size for f in dump.iterdir())
+    one_step = max(f.stat().st_size for f in dump.iterdir())
+    analyse(dump, examples=0)  # warm up imports and regex caches
+    tracemalloc.start()
+    analyse(dump, examples=3)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < one_step, (peak, one_step, total)  # far below the whole dump (10 steps)
+
+
+def test_worker_processes_give_the_same_metrics(dump):
+    assert analyse(dump, examples=0, workers=2).rows == analyse(dump, examples=0).rows
+
+
+def test_dump_without_reward_extras_falls_back_to_the_score(tmp_path):
+    """verl's default v1 trainer dumps only the score: acc and has_answer come from it."""
+    with_extras = analyse(write_synthetic_dump(tmp_path / "a", steps=6, aha_step=3, seed=5), examples=0)
+    without = analyse(write_synthetic_dump(tmp_path / "b", steps=6, aha_step=3, seed=5, reward_extras=False), examples=0)
+    assert with_extras.rows == without.rows
+
+
+def test_eval_samples_jsonl_is_read_as_one_step(tmp_path):
+    rows = [
+        {"problem": i, "sample": 0, "budget": None, "prompt": "Using the numbers [19, 36, 55, 7] ...",
+         "ground_truth": {"target": 65, "numbers": [19, 36, 55, 7]}, "response": response,
+         "score": compute_score("countdown", response, {"target": 65, "numbers": [19, 36, 55, 7]})["score"],
+         "response_tokens": 30, "thinking_tokens": 20}
+        for i, response in enumerate([
+            "55 + 36 = 91, 91 - 19 = 72, 72 - 7 = 65. Let me verify: 55 + 36 = 91. </think> <answer> 55 + 36 - 19 - 7 </answer>",
+            "55 + 7 = 62. </think> <answer> 55 + 7 </answer>",
+        ])
+    ]
+    folder = tmp_path / "eval"
+    folder.mkdir()
+    (folder / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    analysis = analyse(folder)
+    assert len(analysis.rows) == 1 and analysis.rows[0]["accuracy"] == 0.5
+    assert analysis.rows[0]["verification"] == 0.5 and analysis.rows[0]["format_rate"] == 1.0
+    assert analysis.aha.step is None and "change-point" in analysis.aha.reason
+
+
+@pytest.mark.parametrize(
+    "gts, task",
+    [
+        ({"target": 65, "numbers": [19, 36, 55, 7]}, Task("countdown", 65, (19, 36, 55, 7))),
+        ({"target": 65, "numbers": "[19 36 55  7]"}, Task("countdown", 65, (19, 36, 55, 7))),  # legacy numpy str
+        ('{"target": 65, "numbers": [19, 36]}', Task("countdown", 65, (19, 36))),
+        ({"product": 10063, "factors": [347, 29]}, Task("multiply", 10063, (347, 29))),
+        (10063, Task("multiply", 10063, ())),
+        (None, None),
+    ],
+)
+def test_ground_truth_shapes(gts, task):
+    assert parse_ground_truth(gts) == task
+
+
+def test_mean_shift_finds_the_jump():
+    assert mean_shift([0.0, 0.1, 0.0, 0.1, 0.6, 0.7, 0.6, 0.8]) == 4
+    assert mean_shift([0.1, 0.2, 0.3]) is None  # too short to split
+
+
+def _rows(reflection, accuracy):
+    zeros = dict.fromkeys(REQUIRED_COLUMNS[5:], 0.0)
+    return [{**zeros, "step": i + 1, "reflection": r, "accuracy": a} for i, (r, a) in enumerate(zip(reflection, accuracy))]
+
+
+def test_aha_needs_reflection_to_rise_and_accuracy_to_confirm_it():
+    flat = find_aha(_rows([0.1] * 8, [0.2] * 8))
+    assert flat.step is None and "does not rise" in flat.reason
+    falling = find_aha(_rows([0.6] * 4 + [0.1] * 4, [0.2] * 8))
+    assert falling.step is None
+    unconfirmed = find_aha(_rows([0.0] * 4 + [0.7] * 4, [0.5] * 4 + [0.3] * 4))
+    assert unconfirmed.step == 5 and not unconfirmed.confirmed
+    confirmed = find_aha(_rows([0.0] * 4 + [0.7] * 4, [0.2] * 4 + [0.6] * 4))
+    assert confirmed.step == 5 and confirmed.confirmed
+
+
+def test_lengths_in_tokens_with_a_tokenizer(tmp_path, tiny_model_dir):
+    dump = write_synthetic_dump(tmp_path / "rollouts", steps=4, aha_step=2, samples_per_step=4, seed=0)
+    out = tmp_path / "out"
+    assert main([str(dump), "--out", str(out), "--no-plots", "--tokenizer", str(tiny_model_dir)]) == 0
+    assert json.loads((out / "aha.json").read_text())["length_unit"] == "tokens"
+    in_tokens = [float(r["response_length_mean"]) for r in csv.DictReader(open(out / "metrics.csv"))]
+    in_chars = [r["response_length_mean"] for r in analyse(dump, examples=0).rows]
+    assert all(0 < t < c for t, c in zip(in_tokens, in_chars))
+
+
+def test_help_and_usage_errors(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    assert "ROLLOUT_DIR" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        main(["somewhere"])  # no --out
+    assert exit_.value.code == 2
+
+
+def test_evaluate_detectors_prints_the_figures(capsys):
+    assert main(["--evaluate-detectors"]) == 0
+    out = capsys.readouterr().out
+    assert "precision" in out and "heldout" in out and "self_correction" in out
+
+
+def test_outputs_are_written_atomically(report, tmp_path):
+    assert not [p for p in report.iterdir() if p.name.startswith(".")]  # no temporary files left
+    with pytest.raises(TypeError):
+        write_atomic(tmp_path / "metrics.csv", "not bytes")  # fails half-way through the write
+    assert list(tmp_path.iterdir()) == []  # neither a partial file nor a temporary one

@@ -1,0 +1,141 @@
+"""The behaviour detectors, the arithmetic they read, and their precision/recall on the labelled set."""
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tinyzero.aha.arithmetic import stated_equations
+from tinyzero.aha.detectors import (
+    BEHAVIOURS,
+    Detector,
+    SelfCorrectionDetector,
+    default_detectors,
+    detect,
+    evaluate_detectors,
+    load_detectors,
+    load_labelled,
+)
+from tinyzero.aha.reader import Rollout
+from tinyzero.rewards import compute_score
+
+LABELLED = Path(__file__).parent / "data" / "aha" / "labelled.jsonl"
+MIN_PRECISION, MIN_RECALL = 0.9, 0.8
+
+
+@pytest.fixture(scope="module")
+def labelled():
+    return load_labelled(LABELLED)
+
+
+def test_detectors_reach_precision_and_recall_on_the_labelled_set(labelled):
+    figures = evaluate_detectors(labelled)
+    for behaviour, f in figures.items():
+        print(f"{behaviour:18s} precision {f['precision']:.3f} recall {f['recall']:.3f} support {f['support']}")
+    assert set(figures) == set(BEHAVIOURS)
+    for behaviour, f in figures.items():
+        assert f["precision"] >= MIN_PRECISION, (behaviour, f)
+        assert f["recall"] >= MIN_RECALL, (behaviour, f)
+
+
+def test_labelled_set_is_large_varied_and_consistent_with_the_reward(labelled):
+    assert len(labelled) >= 200
+    assert {item["split"] for item in labelled} == {"dev", "heldout", "fresh"}
+    assert len({item["id"] for item in labelled}) == len(labelled)
+    positives = Counter(label for item in labelled for label in item["labels"])
+    assert set(positives) == set(BEHAVIOURS)
+    assert min(positives.values()) >= 30, positives
+    # hard negatives: responses with none of the behaviours
+    assert sum(not item["labels"] for item in labelled) >= 40
+    # many wordings, not one cue word
+    assert sum("wait" in item["text"].lower() for item in labelled) < 0.05 * len(labelled)
+    for item in labelled:
+        # the stored correctness is what tinyzero's own reward says about the response
+        score = compute_score(item["task"], item["text"], item["gts"])
+        assert score["acc"] == item["acc"], item["id"]
+        if "self_correction" in item["labels"]:
+            assert item["acc"] == 1.0, item["id"]
+
+
+@pytest.mark.parametrize(
+    "text, sides, holds",
+    [
+        ("55 + 36 = 91, then", [("55 + 36", "91")], [True]),
+        ("so 70 + 27 - 2 = 105 - 2 = 103. No", [("70 + 27 - 2", "105 - 2", "103")], [False]),
+        ("5 x 6 is 30 and 84 divided by 6 is 14", [("5 * 6", "30"), ("84 / 6", "14")], [True, True]),
+        ("Step 1: make 3 (12 - 9 = 3).", [("12 - 9", "3")], [True]),
+        # "minus 19 is 72" continues the earlier 91: it reads as 91 - 19 = 72, not "19 = 72"
+        ("55 + 36 is 91, minus 19 is 72", [("55 + 36", "91"), ("91 - (19)", "72")], [True, True]),
+        ("347 * 30 = 10410, minus 347 gives 10073", [("347 * 30", "10410"), ("10410 - (347)", "10073")], [True, False]),
+        ("(95 - 3)(95 + 3) = 9025 - 9 = 9016", [("9025 - 9", "9016")], [True]),
+        ("The numbers are 19, 36, 55 and 7.", [], []),
+    ],
+)
+def test_stated_equations_reads_and_checks_written_arithmetic(text, sides, holds):
+    found = stated_equations(text)
+    assert [e.sides for e in found] == sides
+    assert [e.holds for e in found] == holds
+
+
+def _rollout(text, acc, gts=None):
+    return Rollout(step=1, index=0, prompt="", response=text, ground_truth=gts or {"target": 65, "numbers": [19, 36, 55, 7]}, acc=acc)
+
+
+def test_self_correction_counts_only_when_the_final_answer_is_right():
+    text = ("55 + 19 = 74, 74 - 7 = 67. That's 67, not 65. Let me try another order. "
+            "55 + 36 = 91, 91 - 19 = 72, 72 - 7 = 65. </think> <answer> 55 + 36 - 19 - 7 </answer>")
+    assert SelfCorrectionDetector().find(_rollout(text, acc=1.0))
+    assert not SelfCorrectionDetector().find(_rollout(text, acc=0.0))
+    # correctness falls back to the score when the dump has no `acc` (verl's v1 trainer)
+    no_acc = Rollout(1, 0, "", text, {"target": 65, "numbers": [19, 36, 55, 7]}, score=1.0)
+    assert SelfCorrectionDetector().find(no_acc)
+
+
+def test_spans_point_at_the_evidence():
+    text = "55 + 36 = 91, 91 - 19 = 72, 72 - 7 = 65. Let me double-check: 55 + 36 = 91. </think> <answer> x </answer>"
+    spans = detect(_rollout(text, acc=1.0), default_detectors())
+    assert {text[s.start:s.end] for s in spans["verification"]} >= {"double-check", "55 + 36 = 91"}
+    assert all(s.end <= text.index("<answer>") for found in spans.values() for s in found)
+
+
+def test_the_final_answer_is_not_read_as_a_recomputation():
+    text = "55 + 36 - 19 - 7 = 65. </think> <answer> 55 + 36 - 19 - 7 </answer>"
+    assert not any(detect(_rollout(text, acc=1.0), default_detectors()).values())
+
+
+JUDGE_MODULE = """
+from tinyzero.aha.detectors import Span, default_detectors
+
+class LongResponse:
+    # a stand-in for an LLM judge: any object with `behaviour` and `find` plugs in
+    behaviour = "long_response"
+
+    def find(self, rollout):
+        return [Span(0, len(rollout.response), self.behaviour)] if len(rollout.response) > 80 else []
+
+def make_judges():
+    return [*default_detectors(), LongResponse()]
+"""
+
+
+def test_a_custom_detector_plugs_in(tmp_path, monkeypatch):
+    (tmp_path / "my_judges.py").write_text(JUDGE_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    detectors = load_detectors("my_judges:make_judges")
+    assert all(isinstance(d, Detector) for d in detectors)
+    found = detect(_rollout("x" * 100, acc=0.0), detectors)
+    assert found["long_response"] and set(found) == {*BEHAVIOURS, "long_response"}
+
+
+def test_load_detectors_names_a_bad_spec():
+    with pytest.raises(ValueError, match="MODULE:FACTORY"):
+        load_detectors("no_colon_here")
+
+
+def test_labelled_file_is_valid_jsonl():
+    with open(LABELLED, encoding="utf-8") as lines:
+        for line in lines:
+            item = json.loads(line)
+            assert set(item["labels"]) <= set(BEHAVIOURS)
+            assert item["text"].strip()

@@ -1,0 +1,149 @@
+"""From a rollout folder to the aha analysis: per-step metrics, the aha step, example transcripts.
+
+Two passes, both streaming: the first measures every step file line by line; the second reads
+step files from the aha step on only until it has found the example transcripts (usually the
+aha step's own file). Memory stays bounded by one step's file whatever the size of the dump.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from itertools import repeat
+from pathlib import Path
+
+from tinyzero.aha.changepoint import AhaMoment, find_aha
+from tinyzero.aha.detectors import REFLECTIVE, Detector, Span, default_detectors, detect
+from tinyzero.aha.metrics import StepMetrics, measure_step
+from tinyzero.aha.reader import DumpError, Rollout, StepFile, find_step_files
+
+
+@dataclass
+class Example:
+    """A transcript to show, with the spans each behaviour was found in."""
+
+    rollout: Rollout
+    spans: dict[str, list[Span]]
+
+    @property
+    def behaviours(self) -> list[str]:
+        return [b for b, spans in self.spans.items() if spans]
+
+    def as_json(self) -> dict:
+        return {
+            "step": self.rollout.step,
+            "index": self.rollout.index,
+            "correct": self.rollout.correct,
+            "behaviours": self.behaviours,
+        }
+
+
+@dataclass
+class Analysis:
+    source: str
+    rows: list[dict]  # metrics.csv, one dict per step
+    aha: AhaMoment
+    examples: list[Example]  # first reflective responses reaching the right answer, from the aha step on
+    contrast: Example | None  # a response from the step before the aha step, for comparison
+    malformed_lines: int
+    responses: int
+    length_unit: str
+
+
+def _is_payoff(example: Example) -> bool:
+    return example.rollout.correct and any(example.spans.get(b) for b in REFLECTIVE)
+
+
+# How many step files the example search reads, from the aha step on, looking for varied examples.
+EXAMPLE_STEPS = 3
+
+
+def _first_examples(
+    step_files: Sequence[StepFile], from_step: int, detectors: Sequence[Detector], count: int
+) -> list[Example]:
+    """The first `count` reflective responses that reach the right answer, from `from_step` on,
+    preferring a new combination of behaviours each (so the report shows more than one kind).
+    Reads at most EXAMPLE_STEPS step files unless it has found fewer than `count` examples."""
+    varied: list[Example] = []
+    repeats: list[Example] = []  # payoffs whose behaviours were already shown, kept to fill up
+    for files_read, step_file in enumerate(f for f in step_files if f.step >= from_step):
+        if files_read >= EXAMPLE_STEPS and len(varied) + len(repeats) >= count:
+            break
+        for rollout in step_file:
+            example = Example(rollout, detect(rollout, detectors))
+            if not _is_payoff(example):
+                continue
+            if set(example.behaviours) not in [set(e.behaviours) for e in varied]:
+                varied.append(example)
+                if len(varied) == count:
+                    return varied
+            elif len(repeats) < count:
+                repeats.append(example)
+    chosen = varied + repeats[: count - len(varied)]
+    return sorted(chosen, key=lambda e: (e.rollout.step, e.rollout.index))
+
+
+def _contrast(step_files: Sequence[StepFile], aha_step: int, detectors: Sequence[Detector]) -> Example | None:
+    """The first response of the last step before the aha step."""
+    earlier = [f for f in step_files if f.step < aha_step]
+    if not earlier:
+        return None
+    for rollout in earlier[-1]:
+        return Example(rollout, detect(rollout, detectors))
+    return None
+
+
+def _measure_file(step_file: StepFile, detectors: Sequence[Detector], length: Callable[[str], int]) -> StepMetrics:
+    metrics = measure_step(step_file.step, step_file, detectors, length)
+    metrics.malformed_lines = step_file.malformed
+    return metrics
+
+
+def analyse(
+    rollout_dir: str | Path,
+    detectors: Sequence[Detector] | None = None,
+    examples: int = 3,
+    length: Callable[[str], int] = len,
+    length_unit: str = "characters",
+    workers: int = 1,
+) -> Analysis:
+    """Measure every step of a rollout dump and find the aha step. Raises DumpError when the
+    folder is missing, has no step files, or has no readable line at all.
+
+    workers > 1 measures that many step files at once in separate processes (memory: one step
+    file per worker); detectors and `length` must then be picklable."""
+    if workers < 1:
+        raise ValueError(f"workers={workers}: must be at least 1")
+    detectors = list(detectors) if detectors is not None else default_detectors()
+    step_files = find_step_files(rollout_dir)
+    if workers == 1:
+        measured = [_measure_file(f, detectors, length) for f in step_files]
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            measured = list(pool.map(_measure_file, step_files, repeat(detectors), repeat(length)))
+    rows = [m.row() for m in measured if m.responses]
+    malformed = sum(m.malformed_lines for m in measured)
+    responses = sum(m.responses for m in measured)
+    if not rows:
+        raise DumpError(
+            f"no readable rollouts in {str(rollout_dir)!r}: {len(step_files)} file(s), "
+            f"{malformed} malformed line(s); each line must be a JSON object with the response "
+            "text in `output` (or `response`) and a `score` (or `acc`)"
+        )
+    aha = find_aha(rows)
+    # With no aha step, still show the first reflective responses that reached the answer.
+    shown_from = aha.step if aha.step is not None else rows[0]["step"]
+    chosen = _first_examples(step_files, shown_from, detectors, examples) if examples else []
+    aha.examples = [e.as_json() for e in chosen]
+    contrast = _contrast(step_files, aha.step, detectors) if aha.step is not None else None
+    return Analysis(
+        source=str(rollout_dir),
+        rows=rows,
+        aha=aha,
+        examples=chosen,
+        contrast=contrast,
+        malformed_lines=malformed,
+        responses=responses,
+        length_unit=length_unit,
+    )
