@@ -1,0 +1,139 @@
+"""Multiplication: the product of two factors with given digit counts.
+
+Problems are drawn without replacement from the index space of distinct factor pairs, so there
+is no rejection loop and no duplicate, and the number of distinct problems is exact. With equal
+digit counts, a * b and b * a are the same problem (the factors are shown in a random order).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from data_gen.prompts import PROMPT_STYLES, chat_prompt, multiply_question
+
+__all__ = ["MultiplyConfig", "long_multiplication_steps"]
+
+# 9 by 9 digits keeps every product below 10**18, inside parquet's int64.
+MAX_DIGITS = 9
+
+
+def _help(text: str, **extra) -> dict:
+    return {"help": text, **extra}
+
+
+def long_multiplication_steps(a: int, b: int) -> int:
+    """Difficulty: the single-digit products long multiplication needs (pairs of nonzero digits)."""
+    return sum(c != "0" for c in str(a)) * sum(c != "0" for c in str(b))
+
+
+@dataclass
+class MultiplyConfig:
+    """Multiplication problems: digit counts of the two factors, sizes, seed, prompt style."""
+
+    task: ClassVar[str] = "multiply"
+    chunk_size: ClassVar[int | None] = None  # one chunk: sampling without replacement, no rejection
+
+    train_size: int = field(default=100_000, metadata=_help("problems in train.parquet"))
+    test_size: int = field(default=1_024, metadata=_help("problems in test.parquet (drawn first, so it does not depend on train_size)"))
+    seed: int = field(default=0, metadata=_help("random seed: same config and seed give byte-identical files"))
+    # 3 by 3 digits: hard enough that a small model must work it out, short enough to check.
+    digits_a: int = field(default=3, metadata=_help(f"digits of the first factor (1 to {MAX_DIGITS})"))
+    digits_b: int = field(default=3, metadata=_help(f"digits of the second factor (1 to {MAX_DIGITS})"))
+    prompt_style: str = field(default="base", metadata=_help("prompt for a base model (plain text ending in <think>) or chat messages for an instruct model", choices=PROMPT_STYLES))
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad field, with its value and what to do instead."""
+        for name in ("train_size", "test_size", "seed", "digits_a", "digits_b"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+        if self.train_size < 1:
+            raise ValueError(f"train_size must be at least 1, got {self.train_size}")
+        if self.test_size < 0:
+            raise ValueError(f"test_size must be 0 or more, got {self.test_size}")
+        for name in ("digits_a", "digits_b"):
+            if not 1 <= getattr(self, name) <= MAX_DIGITS:
+                raise ValueError(f"{name} must be between 1 and {MAX_DIGITS}, got {getattr(self, name)}")
+        if self.prompt_style not in PROMPT_STYLES:
+            raise ValueError(f"prompt_style must be one of {', '.join(PROMPT_STYLES)}, got {self.prompt_style!r}")
+        available = self.distinct_problems()
+        if self.train_size + self.test_size > available:
+            raise ValueError(
+                f"train_size + test_size = {self.train_size + self.test_size} but {self.digits_a}- by "
+                f"{self.digits_b}-digit factors give only {available} distinct problems: ask for fewer or use more digits"
+            )
+
+    def check_capacity(self) -> None:
+        self.validate()  # the count of distinct problems is exact and cheap
+
+    def _factor_count(self, digits: int) -> int:
+        return 9 * 10 ** (digits - 1)
+
+    def distinct_problems(self) -> int:
+        """Distinct factor pairs (unordered when both factors have the same digit count)."""
+        count_a, count_b = self._factor_count(self.digits_a), self._factor_count(self.digits_b)
+        if self.digits_a == self.digits_b:
+            return count_a * (count_a + 1) // 2
+        return count_a * count_b
+
+    def _pair(self, index: int, rng: random.Random) -> tuple[int, int]:
+        """The factor pair with this index in [0, distinct_problems())."""
+        low_a, low_b = 10 ** (self.digits_a - 1), 10 ** (self.digits_b - 1)
+        if self.digits_a != self.digits_b:
+            i, j = divmod(index, self._factor_count(self.digits_b))
+            return low_a + i, low_b + j
+        # Unordered pairs i <= j, listed by j: pair (i, j) has index j*(j+1)/2 + i.
+        j = (math.isqrt(8 * index + 1) - 1) // 2
+        i = index - j * (j + 1) // 2
+        a, b = low_a + i, low_a + j
+        return (a, b) if rng.random() < 0.5 else (b, a)
+
+    def generate_chunk(self, chunk: int, size: int, seen: set | None = None) -> list[tuple]:
+        """All problems in one go (chunk 0): sampling without replacement needs no rejection."""
+        if chunk != 0:
+            return []
+        rng = random.Random(f"multiply/{self.seed}")
+        indices = rng.sample(range(self.distinct_problems()), size)
+        problems = []
+        for index in indices:
+            a, b = self._pair(index, rng)
+            problems.append((a, b, a * b, long_multiplication_steps(a, b)))
+        return problems
+
+    def table(self, problems: list[tuple], split: str, first_index: int = 0):
+        """verl's rows for one split of (a, b, product, difficulty) problems."""
+        import pyarrow as pa
+
+        from data_gen.dataset import int_lists, verl_table
+
+        rows = len(problems)
+        return verl_table(
+            "multiply",
+            (chat_prompt(multiply_question(a, b), self.prompt_style) for a, b, _, _ in problems),
+            ground_truth={"product": pa.array([p[2] for p in problems], pa.int64()), "factors": int_lists([[a, b] for a, b, _, _ in problems])},
+            extra_info={
+                "split": pa.array([split] * rows, pa.string()),
+                "index": pa.array(range(first_index, first_index + rows), pa.int64()),
+                "solution": pa.array([str(p[2]) for p in problems], pa.string()),
+                "difficulty": pa.array([p[3] for p in problems], pa.int64()),
+                "prompt_style": pa.array([self.prompt_style] * rows, pa.string()),
+                "digits_a": pa.array([self.digits_a] * rows, pa.int64()),
+                "digits_b": pa.array([self.digits_b] * rows, pa.int64()),
+            },
+        )
+
+    @staticmethod
+    def key(problem: tuple) -> tuple:
+        return tuple(sorted(problem[:2]))
+
+    @staticmethod
+    def summary(problems: list[tuple]) -> dict:
+        from data_gen.dataset import numeric_summary
+
+        return {
+            "product": numeric_summary([p[2] for p in problems]),
+            "difficulty": numeric_summary([p[3] for p in problems]),
+        }

@@ -1,0 +1,60 @@
+"""Prompt templates, in the project's own words, for both tasks and both prompt styles.
+
+Every prompt asks the model to reason inside <think> </think> and to put only the final answer
+inside <answer> </answer>, and shows the answer format with an example. A row's `prompt` is always
+a chat list (verl's schema):
+- `base`: one user message whose content is the whole text a base model sees, a dialogue prefix
+  that ends by opening the think tag (tinyzero.templates passes it through unchanged).
+- `instruct`: a system message with the rules and a user message with the problem, for an
+  instruct model's own chat template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+PROMPT_STYLES = ("base", "instruct")
+
+_RULES = (
+    "First think the problem through inside <think> </think> tags, trying ideas and checking them, "
+    "then write only the final answer inside <answer> </answer> tags."
+)
+
+_BASE_PREAMBLE = (
+    "This is a conversation between a User and an Assistant. The User poses a problem and the "
+    "Assistant works it out. The Assistant reasons privately inside <think> </think> tags, trying "
+    "ideas and checking them, then states the final answer inside <answer> </answer> tags.\n"
+)
+
+# The base text ends by opening the think tag, so the model's first tokens are its reasoning.
+_BASE_OPENING = "\nAssistant: Let me work through this carefully.\n<think>"
+
+_INSTRUCT_SYSTEM = "You are a careful problem solver. " + _RULES
+
+
+def countdown_question(numbers: Sequence[int], target: int) -> str:
+    numbers_text = ", ".join(str(n) for n in numbers)
+    return (
+        f"Combine the numbers [{numbers_text}] into an arithmetic expression whose value is {target}. "
+        "Use each number exactly once; the allowed operations are +, -, * and /, with parentheses "
+        "as needed. The answer is the expression alone, for example <answer> (8 - 2) * 4 </answer>."
+    )
+
+
+def multiply_question(a: int, b: int) -> str:
+    return (
+        f"Compute {a} * {b}. The answer is the product written as a plain integer, "
+        "for example <answer> 56088 </answer>."
+    )
+
+
+def chat_prompt(question: str, prompt_style: str) -> list[dict[str, str]]:
+    """The row's `prompt` for a question in the given style."""
+    if prompt_style == "base":
+        return [{"role": "user", "content": f"{_BASE_PREAMBLE}User: {question}{_BASE_OPENING}"}]
+    if prompt_style == "instruct":
+        return [
+            {"role": "system", "content": _INSTRUCT_SYSTEM},
+            {"role": "user", "content": question},
+        ]
+    raise ValueError(f"unknown prompt_style {prompt_style!r}; use one of {', '.join(PROMPT_STYLES)}")
