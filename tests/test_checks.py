@@ -1,0 +1,148 @@
+"""Each pre-launch check in tinyzero.checks, on real configs, real Ray and real model folders."""
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tinyzero import checks
+from tinyzero.checks import CheckError
+from tinyzero.train import compose
+
+
+@pytest.fixture(scope="module")
+def flagship():
+    return compose(["+recipe=countdown_3b"])
+
+
+def with_overrides(*overrides):
+    return compose(["+recipe=countdown_3b", *overrides])
+
+
+# --- GPUs ------------------------------------------------------------------------------------
+
+
+def test_gpu_check_on_a_ray_instance_without_gpus(flagship):
+    """Ray instances report their GPUs as resources; one with none fails the check with the fix.
+    (A Ray instance with 2 logical GPUs, attached to by address, is in test_train.py.)"""
+    import ray
+
+    ray.init(num_gpus=0, num_cpus=1, include_dashboard=False, logging_level="ERROR")
+    try:
+        inventory = checks.count_gpus()
+    finally:
+        ray.shutdown()
+    assert inventory.count == 0
+    with pytest.raises(CheckError, match=r"found 0 GPU\(s\) \(the Ray instance.*needs 2.*ray_address"):
+        checks.check_gpus(flagship, inventory)
+
+
+def test_gpu_check_without_ray_counts_local_cuda(flagship):
+    import torch
+
+    inventory = checks.count_gpus()
+    assert inventory.count == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    assert inventory.source == "local CUDA"
+    if inventory.count < 2:
+        with pytest.raises(CheckError, match="trainer.n_gpus_per_node"):
+            checks.check_gpus(flagship, inventory)
+
+
+# --- Batch arithmetic ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["trainer.n_gpus_per_node=3"], r"data.train_batch_size \(256\) x actor_rollout_ref.rollout.n \(4\) = 1024"),
+        (["actor_rollout_ref.actor.ppo_mini_batch_size=100"], r"ppo_mini_batch_size \(100\) must divide data.train_batch_size"),
+        (["actor_rollout_ref.rollout.tensor_model_parallel_size=4"], r"tensor_model_parallel_size \(4\) must divide trainer.n_gpus_per_node \(2\)"),
+        (["actor_rollout_ref.actor.ppo_max_token_len_per_gpu=1000"], r"ppo_max_token_len_per_gpu \(1000\) is below one full sequence.*1280"),
+        (["actor_rollout_ref.actor.use_dynamic_bsz=false", "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=7"],
+         r"each GPU gets 256 sequences per mini-batch.*ppo_micro_batch_size_per_gpu \(7\)"),
+    ],
+)
+def test_batch_check_names_the_keys(overrides, message):
+    with pytest.raises(CheckError, match=message):
+        checks.check_batch_arithmetic(with_overrides(*overrides))
+
+
+def test_batch_check_runs_verls_validate_config():
+    """Sampled validation needs a temperature above 0: our rules do not know it, verl's do."""
+    config = with_overrides("actor_rollout_ref.rollout.val_kwargs.do_sample=true", "actor_rollout_ref.rollout.temperature=0")
+    with pytest.raises(CheckError, match="verl's validate_config rejected the config: validation gen temperature"):
+        checks.check_batch_arithmetic(config)
+
+
+def test_batch_check_scales_with_the_hardware():
+    summary = checks.check_batch_arithmetic(with_overrides("trainer.n_gpus_per_node=8", "trainer.nnodes=2"))
+    assert "over 16 GPU(s)" in summary and "16 vLLM replica(s)" in summary
+
+
+# --- The model -------------------------------------------------------------------------------
+
+
+def test_model_check_rejects_a_missing_local_folder(tmp_path):
+    with pytest.raises(CheckError, match=r"actor_rollout_ref.model.path='.*nope': no such folder"):
+        checks.check_model(str(tmp_path / "nope"))
+    with pytest.raises(CheckError, match="has no config.json"):
+        checks.check_model(str(tmp_path))
+
+
+def test_model_shape_from_a_local_folder_counts_its_real_parameters(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    shape = checks.check_model(str(tiny_model_dir))
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert shape.n_params == sum(p.numel() for p in model.parameters())
+
+
+def test_model_shape_of_a_hub_name_needs_no_network():
+    shape = checks.check_model("Qwen/Qwen2.5-3B-Instruct")
+    assert shape is not None and 3.0e9 < shape.n_params < 3.2e9  # Qwen2.5-3B: 3.09B parameters
+    assert 7.5e9 < checks.check_model("Qwen/Qwen2.5-7B").n_params < 7.7e9  # untied embeddings: 7.62B
+    assert checks.check_model("someone/unknown-model") is None  # unknown: the estimate is skipped
+    with pytest.raises(CheckError, match="neither an existing folder nor a hub name"):
+        checks.check_model("not a model")
+
+
+# --- Memory ----------------------------------------------------------------------------------
+
+
+def test_memory_check_fails_with_suggestions_when_a_7b_model_is_squeezed_onto_one_24gb_gpu():
+    config = compose(["+recipe=countdown_7b", "trainer.n_gpus_per_node=1"])
+    estimate = checks.estimate_memory(config, checks.check_model(config.actor_rollout_ref.model.path), 24.0)
+    assert estimate.training_state_gib > 100  # 16 bytes per parameter of 7.6B, unsharded, plus the reference
+    with pytest.raises(CheckError, match=r"(?s)not to fit.*gpu_memory_utilization.*optimizer_offload.*ppo_max_token_len_per_gpu.*n_gpus_per_node"):
+        checks.check_memory(estimate)
+
+
+def test_memory_estimate_shrinks_with_offload_fewer_tokens_and_more_gpus(flagship):
+    shape = checks.check_model("Qwen/Qwen2.5-3B")
+    base = checks.estimate_memory(flagship, shape, 80.0)
+    offload = checks.estimate_memory(with_overrides("actor_rollout_ref.actor.fsdp_config.optimizer_offload=true"), shape, 80.0)
+    fewer_tokens = checks.estimate_memory(with_overrides("actor_rollout_ref.actor.ppo_max_token_len_per_gpu=4096"), shape, 80.0)
+    more_gpus = checks.estimate_memory(with_overrides("trainer.n_gpus_per_node=4"), shape, 80.0)
+    assert offload.rollout_peak_gib < base.rollout_peak_gib
+    assert fewer_tokens.activations_gib < base.activations_gib
+    assert more_gpus.training_state_gib == pytest.approx(base.training_state_gib / 2)
+
+
+# --- Unknown keys and data files -------------------------------------------------------------
+
+
+def test_unknown_key_check_names_the_typo_and_the_intended_key():
+    config = with_overrides("+trainer.n_gpu_per_node=2", "+actor_rollout_ref.rollout.engine_kwargs.vllm.swap_space=4")
+    with pytest.raises(CheckError, match=r"trainer.n_gpu_per_node \(did you mean trainer.n_gpus_per_node\?\)") as error:
+        checks.check_unknown_keys(config, checks.reference_config())
+    assert "engine_kwargs" not in str(error.value)  # verl passes engine_kwargs through: anything goes there
+
+
+def test_dataset_check_names_missing_columns(tmp_path, flagship):
+    path = tmp_path / "mine.parquet"
+    pq.write_table(pa.table({"prompt": [json.dumps([{"role": "user", "content": "hi"}])], "answer": ["1"]}), path)
+    with pytest.raises(CheckError, match=r"data.train_files: .*lacks column\(s\) 'data_source', 'reward_model'"):
+        checks.check_dataset_file(str(path), "data.train_files", flagship)
+    with pytest.raises(CheckError, match="does not exist"):
+        checks.check_dataset_file(str(tmp_path / "missing.parquet"), "data.val_files", flagship)

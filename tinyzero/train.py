@@ -1,0 +1,343 @@
+"""`python -m tinyzero.train +recipe=countdown_3b`: an R1-Zero run on verl, checked before it starts.
+
+The story of a launch, top to bottom:
+1. Hydra composes verl 0.9.1's own `ppo_trainer`, tinyzero's defaults (tinyzero/conf/train.yaml),
+   one recipe (recipes/NAME.yaml) and the command line.
+2. The checks (tinyzero.checks) catch unknown keys, a bad model path, batch sizes that do not
+   divide, too few GPUs and a run that cannot fit in memory, each naming the key to change.
+3. The task's parquet files are generated when missing, under a folder keyed by the task config.
+4. wandb goes offline when there are no credentials; the plan is printed.
+5. verl's `run_ppo` launches its trainer on Ray: vLLM rollouts, our reward, FSDP updates.
+`dry_run=true` stops after step 4 and prints the resolved config; it needs no GPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import netrc
+import os
+import sys
+from importlib.resources import files
+from pathlib import Path
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from tinyzero import checks
+from tinyzero.checks import CheckError
+from tinyzero.templates import chat_template_for
+
+PRIMARY_CONFIG = "tinyzero_train"
+
+
+def recipe_files() -> dict[str, Path]:
+    """Recipe name -> YAML file, from the installed `tinyzero.recipes` package (the top-level recipes/ folder)."""
+    folder = files("tinyzero.recipes")
+    return {Path(entry.name).stem: Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".yaml")}
+
+
+def register_configs() -> None:
+    """Hydra finds the primary config and the `recipe` group in its ConfigStore: this works the same
+    from a source checkout and an installed wheel, with recipes/ kept at the top of the repository."""
+    store = ConfigStore.instance()
+    store.store(name=PRIMARY_CONFIG, node=OmegaConf.load(files("tinyzero").joinpath("conf/train.yaml")))
+    for name, path in recipe_files().items():
+        store.store(group="recipe", name=name, node=load_recipe(path), package="_global_")
+
+
+def load_recipe(path: Path) -> DictConfig:
+    """A recipe with its task block completed from the data_gen config's defaults, so every generator
+    field shows in `--cfg job` and takes a plain override (task.train_size=1000) while data_gen stays
+    the one home of their default values."""
+    import data_gen
+
+    recipe = OmegaConf.load(path)
+    task = recipe.get("task")
+    if task is not None and task.get("name") in data_gen.TASKS:
+        defaults = dataclasses.asdict(data_gen.TASKS[task.name]())
+        recipe.task = OmegaConf.merge({"name": task.name, **defaults}, task)
+    return recipe
+
+
+register_configs()
+
+
+def compose(overrides: list[str]) -> DictConfig:
+    """The config `python -m tinyzero.train OVERRIDES...` would run with (for tests and notebooks)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize
+
+    with initialize(config_path=None, version_base=None):
+        return hydra_compose(PRIMARY_CONFIG, overrides=overrides)
+
+
+# --- Data ------------------------------------------------------------------------------------
+
+
+def task_config(config: DictConfig):
+    """The data_gen config dataclass the recipe's `task` block describes, validated."""
+    import data_gen
+
+    knobs = OmegaConf.to_container(config.task, resolve=True)
+    name = knobs.pop("name")
+    if name not in data_gen.TASKS:
+        raise CheckError(f"task.name={name!r} is not a data_gen task; use one of {', '.join(sorted(data_gen.TASKS))}")
+    config_class = data_gen.TASKS[name]
+    try:
+        generator = config_class(**knobs)
+    except TypeError as error:
+        fields = ", ".join(field.name for field in dataclasses.fields(config_class))
+        raise CheckError(f"task: {error}; {config_class.__name__} takes: name, {fields}") from error
+    try:
+        generator.validate()
+    except ValueError as error:
+        raise CheckError(f"task ({name}): {error}") from error
+    return name, generator
+
+
+def task_data_dir(config: DictConfig) -> tuple[Path, object]:
+    """DATA_ROOT/<task>-<hash>: the hash covers every generator field, so a changed knob gets new files."""
+    name, generator = task_config(config)
+    fingerprint = json.dumps({"task": name, **dataclasses.asdict(generator)}, sort_keys=True, default=str)
+    digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:12]
+    root = Path(os.path.expanduser(str(config.data_root))).resolve()
+    return root / f"{name}-{digest}", generator
+
+
+def prepare_data(config: DictConfig) -> list[str]:
+    """Point data.train_files / data.val_files at real files: the user's (checked) or generated ones."""
+    notes = []
+    if config.data.train_files is None or config.data.val_files is None:
+        folder, generator = task_data_dir(config)
+        train, test = folder / "train.parquet", folder / "test.parquet"
+        if train.is_file() and test.is_file():
+            notes.append(f"task data: reusing {folder}")
+        else:
+            import data_gen
+
+            print(f"[tinyzero] generating {config.task.name} data into {folder} ...", flush=True)
+            try:
+                data_gen.write_dataset(generator, folder)
+            except ValueError as error:  # e.g. fewer distinct problems exist than asked for
+                raise CheckError(f"task ({config.task.name}): {error}") from error
+            notes.append(f"task data: generated {folder}")
+        with open_dict(config):
+            if config.data.train_files is None:
+                config.data.train_files = str(train)
+            if config.data.val_files is None:
+                config.data.val_files = str(test)
+    for key in ("train_files", "val_files"):
+        value = config.data[key]
+        paths = list(value) if checks.is_list(value) else [value]
+        for path in paths:
+            notes.append(checks.check_dataset_file(str(path), f"data.{key}", config))
+    notes.append(checks.check_train_rows(train_rows(config), config))
+    return notes
+
+
+# --- Operations ------------------------------------------------------------------------------
+
+
+def wandb_has_credentials() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("//")[-1].split("/")[0]
+    try:
+        return netrc.netrc().authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+def configure_logging(config: DictConfig) -> list[str]:
+    """wandb without credentials runs offline instead of prompting or crashing; say how to sync."""
+    loggers = config.trainer.logger
+    loggers = list(loggers) if checks.is_list(loggers) else [loggers]
+    env = {}
+    notes = []
+    if "wandb" in loggers and not os.environ.get("WANDB_MODE") and not wandb_has_credentials():
+        wandb_dir = Path(os.path.expanduser(str(config.trainer.default_local_dir))).resolve()
+        env = {"WANDB_MODE": "offline", "WANDB_DIR": str(wandb_dir)}
+        notes.append(
+            f"wandb: no credentials (WANDB_API_KEY or `wandb login`), logging offline under {wandb_dir}/wandb. "
+            f"Upload later with: wandb sync {wandb_dir}/wandb/offline-run-*"
+        )
+    if "tensorboard" in loggers and not os.environ.get("TENSORBOARD_DIR"):
+        env["TENSORBOARD_DIR"] = str(Path(os.path.expanduser(str(config.trainer.default_local_dir))).resolve() / "tensorboard")
+        notes.append(f"tensorboard: tensorboard --logdir {env['TENSORBOARD_DIR']}")
+    if env:
+        os.environ.update(env)  # a local Ray inherits these
+        with open_dict(config):  # a Ray cluster gets them through the runtime environment
+            runtime_env = config.ray_kwargs.ray_init.runtime_env
+            runtime_env.env_vars = {**(runtime_env.get("env_vars") or {}), **env}
+    return notes
+
+
+def make_output_paths_absolute(config: DictConfig) -> None:
+    """Ray workers, on other nodes especially, do not run in the launcher's working directory."""
+    with open_dict(config):
+        for key in ("default_local_dir", "rollout_data_dir", "validation_data_dir"):
+            value = config.trainer.get(key)
+            if value:
+                config.trainer[key] = str(Path(os.path.expanduser(str(value))).resolve())
+
+
+def ray_address(config: DictConfig) -> str | None:
+    return config.ray_address or os.environ.get("RAY_ADDRESS") or None
+
+
+def apply_prompt_style(config: DictConfig) -> None:
+    """Base prompts pass through as plain text; instruct prompts use the model's own chat template."""
+    template = chat_template_for(config.task.prompt_style)
+    if template is not None and config.actor_rollout_ref.model.custom_chat_template is None:
+        with open_dict(config):
+            config.actor_rollout_ref.model.custom_chat_template = template
+
+
+# --- The plan --------------------------------------------------------------------------------
+
+
+def train_rows(config: DictConfig) -> int:
+    import pyarrow.parquet as pq
+
+    value = config.data.train_files
+    paths = list(value) if checks.is_list(value) else [value]
+    return sum(pq.read_metadata(os.path.expanduser(str(path))).num_rows for path in paths)
+
+
+def training_steps(config: DictConfig) -> int:
+    """verl stops at total_training_steps or when its epochs run out, whichever comes first."""
+    per_epoch = train_rows(config) // int(config.data.train_batch_size)  # verl drops the last partial batch
+    steps = int(config.trainer.total_epochs) * per_epoch
+    if config.trainer.total_training_steps:
+        steps = min(steps, int(config.trainer.total_training_steps))
+    return steps
+
+
+def plan_lines(config: DictConfig, inventory: checks.GpuInventory, estimate: checks.MemoryEstimate | None) -> list[str]:
+    responses = int(config.data.train_batch_size) * int(config.actor_rollout_ref.rollout.n)
+    sequence = int(config.data.max_prompt_length) + int(config.data.max_response_length)
+    algorithm = config.algorithm.adv_estimator
+    return [
+        f"model      {config.actor_rollout_ref.model.path}",
+        f"algorithm  {algorithm}{' (PPO with a critic)' if algorithm == 'gae' else ''}, "
+        f"lr {config.actor_rollout_ref.actor.optim.lr}, KL loss {config.actor_rollout_ref.actor.use_kl_loss}"
+        f" (coef {config.actor_rollout_ref.actor.kl_loss_coef})",
+        f"GPUs       {checks.gpus_needed(config)} needed ({config.trainer.n_gpus_per_node} per node x "
+        f"{config.trainer.nnodes} node(s)); {inventory.count} found ({inventory.source})",
+        f"memory     {estimate.summary() if estimate else 'not estimated (model shape unknown)'}",
+        f"steps      {training_steps(config)}, validation every {config.trainer.test_freq}, "
+        f"checkpoint every {config.trainer.save_freq} (keep {config.trainer.max_actor_ckpt_to_keep})",
+        f"per step   {config.data.train_batch_size} prompts x {config.actor_rollout_ref.rollout.n} answers = "
+        f"{responses} responses, at most {responses * sequence:,} tokens",
+        f"data       train {config.data.train_files}; validation {config.data.val_files}",
+        f"outputs    checkpoints {config.trainer.default_local_dir}; rollouts {config.trainer.rollout_data_dir}",
+    ]
+
+
+# --- Checks, then launch ---------------------------------------------------------------------
+
+
+def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
+    """Run every check (and data generation) in order of cost; return the plan's lines."""
+    checks.check_unknown_keys(config, checks.reference_config())
+    shape = checks.check_model(str(config.actor_rollout_ref.model.path))
+    batch = checks.check_batch_arithmetic(config)
+    inventory = checks.count_gpus(ray_address(config))
+    try:
+        gpus = checks.check_gpus(config, inventory)
+    except CheckError as error:
+        if not dry_run:
+            raise
+        gpus = f"WOULD FAIL without dry_run: {error}"
+    gpu_gib = config.gpu_memory_gib or inventory.memory_gib or checks.DEFAULT_GPU_MEMORY_GIB
+    estimate = checks.estimate_memory(config, shape, float(gpu_gib)) if shape else None
+    memory = "skipped: the model's shape is unknown (not local, not cached, not in the Qwen2.5 table)"
+    if estimate:
+        checks.check_memory(estimate)
+        memory = f"fits in {estimate.gpu_gib:.0f} GiB per GPU (estimate above)"
+    apply_prompt_style(config)
+    data_notes = prepare_data(config)
+    make_output_paths_absolute(config)
+    logging_notes = configure_logging(config)
+    address = ray_address(config)
+    if address:
+        with open_dict(config):  # verl's run_ppo then connects to the cluster with its runtime environment
+            config.ray_kwargs.ray_init.address = address
+    checks_report = [f"check: batch   {batch}", f"check: GPUs    {gpus}", f"check: memory  {memory}"]
+    checks_report += [f"check: data    {note}" for note in data_notes]
+    return plan_lines(config, inventory, estimate) + checks_report + logging_notes
+
+
+def launch(config: DictConfig) -> None:
+    """Hand over to verl exactly as verl's own main() does after its validation."""
+    from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
+    from verl.utils.device import auto_set_device
+
+    auto_set_device(config)
+    if config.trainer.use_v1:
+        run_ppo(config, task_runner_class=TaskRunnerV1)
+    else:
+        from verl.trainer.main_ppo_v0 import TaskRunner
+
+        run_ppo(config, task_runner_class=TaskRunner)
+
+
+@hydra.main(config_path=None, config_name=PRIMARY_CONFIG, version_base=None)
+def _hydra_main(config: DictConfig) -> None:
+    dry_run = bool(config.dry_run)
+    try:
+        plan = check_and_prepare(config, dry_run)
+    except CheckError as error:
+        print(f"[tinyzero] cannot start: {error}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    print("\n".join(f"[tinyzero] {line}" for line in plan), flush=True)
+    OmegaConf.resolve(config)  # Ray workers resolve nothing: they get plain values
+    if dry_run:
+        print(OmegaConf.to_yaml(config), flush=True)
+        print("[tinyzero] dry run: every check passed; nothing launched.", flush=True)
+        return
+    launch(config)
+
+
+def reject_unknown_override_keys(arguments: list[str]) -> None:
+    """A typo on the command line gets a did-you-mean before Hydra's 'not in struct' error."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    candidates = [a for a in arguments if "=" in a and not a.startswith("-")]
+    try:
+        overrides = OverridesParser.create().parse_overrides(candidates)
+    except Exception:  # malformed overrides: Hydra's own parser error says it best
+        return
+    recipe = next((o.value() for o in overrides if o.key_or_group in ("recipe", "+recipe")), None)
+    reference = checks.reference_config()
+    if recipe in recipe_files():
+        reference = OmegaConf.merge(reference, load_recipe(recipe_files()[recipe]))
+    groups = {entry.name for entry in files("verl.trainer.config").iterdir() if entry.is_dir()} | {"recipe"}
+    bad = []
+    for override in overrides:
+        key = override.key_or_group
+        deliberate = override.is_add() or override.is_force_add() or override.is_delete()
+        if deliberate or key.startswith("hydra") or key in groups:
+            continue
+        flat = OmegaConf.create()
+        OmegaConf.update(flat, key, None, force_add=True)
+        bad.extend(checks.unknown_keys(flat, reference, skip=frozenset()))  # the recipe's task block is complete
+    if bad:
+        print(
+            f"[tinyzero] cannot start: unknown config key(s): {', '.join(bad)}. Fix the spelling; to add a key "
+            "verl does not define on purpose, prefix it with +.",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+
+
+def main() -> None:
+    reject_unknown_override_keys(sys.argv[1:])
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()
