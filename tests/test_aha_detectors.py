@@ -131,6 +131,10 @@ def test_a_custom_detector_plugs_in(tmp_path, monkeypatch):
 def test_load_detectors_names_a_bad_spec():
     with pytest.raises(ValueError, match="MODULE:FACTORY"):
         load_detectors("no_colon_here")
+    with pytest.raises(ValueError, match="--detectors 'no_such_module_here:make'"):
+        load_detectors("no_such_module_here:make")
+    with pytest.raises(ValueError, match="--detectors 'json:no_such_factory'"):
+        load_detectors("json:no_such_factory")
 
 
 def test_labelled_file_is_valid_jsonl():

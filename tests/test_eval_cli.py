@@ -181,6 +181,22 @@ def test_missing_columns_and_prompt_style_are_named(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_missing_required_options_and_a_data_folder_are_named(data_file, tmp_path):
+    from pathlib import Path
+
+    from tinyzero.eval.app import run_eval as run_in_process
+    from tinyzero.eval.config import EvalConfig, EvalConfigError
+
+    # Both named at once, before the data is read (Hydra alone would fail later, with a traceback).
+    with pytest.raises(EvalConfigError, match=r"model is required(.|\n)*output_dir is required"):
+        run_in_process(EvalConfig(data=str(data_file)))
+    folder = Path(data_file).parent  # data_gen's output folder instead of a split in it
+    config = EvalConfig(model="/nonexistent/model", data=str(folder), output_dir=str(tmp_path / "out"))
+    with pytest.raises(EvalConfigError, match="is a folder; give a parquet file in it, e.g. data=.*test.parquet"):
+        run_in_process(config)
+    assert not (tmp_path / "out").exists()
+
+
 def test_recipe_names_the_test_split_training_generated(tiny_model_dir, tmp_path, monkeypatch):
     from data_gen import TASKS, write_dataset
     from tinyzero.eval.config import EvalConfigError

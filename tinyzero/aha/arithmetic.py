@@ -103,7 +103,8 @@ def _balance(side: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
     return side
 
 
-def _apply(left: Fraction, op: str, right: Fraction) -> Fraction:
+def apply_operator(left: Fraction, op: str, right: Fraction) -> Fraction:
+    """`left op right`, exactly, for op one of + - * /."""
     if op == "+":
         return left + right
     if op == "-":
@@ -153,7 +154,7 @@ def stated_equations(text: str) -> list[Equation]:
             if op == "/" and values[0] == 0:
                 continue
             sides_text[0] = f"{earlier} {op} ({sides_text[0]})"
-            values[0] = _apply(earlier, op, values[0])
+            values[0] = apply_operator(earlier, op, values[0])
         equation = Equation(m.start(), end, tuple(sides_text), tuple(values), tuple(numbers))
         if equation.is_equation or equation.has_operator():  # a lone number states nothing
             found.append(equation)

@@ -381,7 +381,10 @@ def load_detectors(spec: str) -> list[Detector]:
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise ValueError(f"--detectors {spec!r}: expected MODULE:FACTORY, e.g. my_judges:make_detectors")
-    factory: Callable[[], Iterable[Detector]] = getattr(importlib.import_module(module_name), attr)
+    try:
+        factory: Callable[[], Iterable[Detector]] = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"--detectors {spec!r}: {error}") from None
     detectors = list(factory())
     for detector in detectors:
         if not isinstance(detector, Detector):

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from tinyzero.aha.detectors import BEHAVIOURS, REFLECTIVE, Detector, Span, detect
 from tinyzero.aha.reader import Rollout
+from tinyzero.eval.metrics import percentile  # standard library only, like this module
 
 # metrics.csv columns, in order; the first ten are the documented interface.
 COLUMNS = (
@@ -23,13 +24,6 @@ def thinking_text(response: str) -> str:
         if at >= 0:
             return response[:at]
     return response
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of a non-empty sequence."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return float(ordered[rank - 1])
 
 
 @dataclass

@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tinyzero.rewards import CORRECT_SCORE, NO_ANSWER_SCORE
+
 # verl names each dump file after the global step: "17.jsonl".
 STEP_FILE = re.compile(r"^(\d+)\.jsonl$")
 EVAL_SAMPLES_FILE = "samples.jsonl"
@@ -62,13 +64,13 @@ class Rollout:
     def correct(self) -> bool:
         if self.acc is not None:
             return self.acc >= 0.5
-        return self.score is not None and self.score >= 1.0
+        return self.score is not None and self.score >= CORRECT_SCORE
 
     @property
     def formatted(self) -> bool:
         if self.has_answer is not None:
             return self.has_answer >= 0.5
-        return self.score is not None and self.score > 0
+        return self.score is not None and self.score > NO_ANSWER_SCORE
 
     @property
     def task(self) -> Task | None:
@@ -197,7 +199,7 @@ def find_step_files(rollout_dir: str | Path) -> list[StepFile]:
     path = Path(rollout_dir)
     if not path.exists():
         raise DumpError(
-            f"rollout folder {str(path)!r} does not exist: pass the folder training wrote to "
+            f"rollout folder or file {str(path)!r} does not exist: pass the folder training wrote to "
             "trainer.rollout_data_dir (one STEP.jsonl per step) or an eval samples.jsonl"
         )
     if path.is_file():

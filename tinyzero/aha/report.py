@@ -14,13 +14,12 @@ import html
 import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 from tinyzero.aha.analysis import Analysis, Example
 from tinyzero.aha.detectors import BEHAVIOURS
 from tinyzero.aha.metrics import COLUMNS
+from tinyzero.files import write_atomically
 
 PLOTS = ("reward_accuracy.png", "length.png", "behaviours.png")
 COLOURS = {
@@ -32,21 +31,9 @@ COLOURS = {
 }
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
 def write_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary file beside path, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda temp: temp.write_bytes(data))
 
 
 def _cell(value: object) -> str:

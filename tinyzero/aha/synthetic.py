@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 from fractions import Fraction
 from pathlib import Path
+
+from tinyzero.aha.arithmetic import apply_operator
+from tinyzero.files import write_text
+from tinyzero.rewards import CORRECT_SCORE, FORMAT_SCORE, NO_ANSWER_SCORE
 
 PROMPT = (
     "A conversation between User and Assistant. The user asks a question, and the Assistant solves "
@@ -47,15 +50,11 @@ _CHECK = [
 _OPENERS = ["", "Let me think. ", "Okay. ", "We need {target}. "]
 
 
-def _apply(left: Fraction, op: str, right: Fraction) -> Fraction:
-    return left + right if op == "+" else left - right if op == "-" else left * right
-
-
 def _left_to_right(numbers: list[int], ops: list[str]) -> tuple[str, str, Fraction]:
     """((a op b) op c) op d as an answer expression, its worked chain, and its value."""
     value, expression, chain = Fraction(numbers[0]), str(numbers[0]), []
     for op, n in zip(ops, numbers[1:]):
-        new = _apply(value, op, Fraction(n))
+        new = apply_operator(value, op, Fraction(n))
         chain.append(f"{value} {op} {n} = {new}")
         if op == "*" and ("+" in expression or "-" in expression):
             expression = f"({expression})"
@@ -145,16 +144,14 @@ def write_synthetic_dump(
                 "input": PROMPT.format(numbers=numbers, target=target),
                 "output": text,
                 "gts": {"target": target, "numbers": numbers},
-                "score": 1.0 if correct else 0.1 if has_answer else 0.0,
+                "score": CORRECT_SCORE if correct else FORMAT_SCORE if has_answer else NO_ANSWER_SCORE,
                 "step": step,
                 "uid": f"{step}_{i}",
             }
             if reward_extras:
                 record.update(acc=float(correct), has_answer=float(has_answer))
             lines.append(json.dumps(record))
-        tmp = out / f".{step}.jsonl.tmp"
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        os.replace(tmp, out / f"{step}.jsonl")
+        write_text(out / f"{step}.jsonl", "\n".join(lines) + "\n")
     return out
 
 

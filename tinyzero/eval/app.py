@@ -24,6 +24,7 @@ from tinyzero.eval.config import Backend, EvalConfig, EvalConfigError, describe_
 from tinyzero.eval.data import Problem, load_problems, recipe_test_split, render_prompt
 from tinyzero.eval.metrics import ScoredSample, budget_summary, by_difficulty, default_ks, summarize
 from tinyzero.eval.model import resolve_model
+from tinyzero.files import write_json, write_jsonl, write_text
 from tinyzero.rewards import compute_score
 
 
@@ -138,7 +139,7 @@ def run_eval(cfg) -> dict:
         runs.append(Run(budget, traces, score_traces(problems, cfg.n, budget, traces), seconds))
 
     metrics = build_metrics(cfg, backend, model_path, runs, ks)
-    report.write_jsonl(out / "samples.jsonl", (row for run in runs for row in sample_rows(problems, prompts, run)))
+    write_jsonl(out / "samples.jsonl", (row for run in runs for row in sample_rows(problems, prompts, run)))
     report.plot_pass_at_k(
         [(f"B={r['budget']}", r["pass_at_k"]) for r in metrics["budgets"]] or [("no budget", metrics["pass_at_k"])],
         out / "pass_at_k.png",
@@ -147,8 +148,8 @@ def run_eval(cfg) -> dict:
         report.plot_budget_curve(metrics["budget_curve"], out / "budget_curve.png")
     else:  # a curve left by an earlier run in this folder would belong to other settings
         (out / "budget_curve.png").unlink(missing_ok=True)
-    report.write_text(out / "summary.md", report.summary_markdown(metrics))
-    report.write_json(out / "metrics.json", metrics)  # last: its presence means the run finished
+    write_text(out / "summary.md", report.summary_markdown(metrics))
+    write_json(out / "metrics.json", metrics)  # last: its presence means the run finished
     return metrics
 
 

@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from tinyzero.rewards.answer import ANSWER_CLOSE, ANSWER_OPEN  # the tags the reward reads
+
 THINK_END = "</think>"
-ANSWER_OPEN = "<answer>"
-ANSWER_CLOSE = "</answer>"
 # What budget forcing appends when thinking reaches the budget: end thinking, open the answer.
 FORCED_ANSWER = THINK_END + "\n" + ANSWER_OPEN
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
 from typing import Optional
 
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 
 class Backend(str, Enum):
@@ -84,8 +84,13 @@ class EvalConfigError(ValueError):
 
 
 def validate(cfg) -> None:
-    """Check what Hydra's types cannot, before anything expensive."""
+    """Check what Hydra's types cannot, before anything expensive. `cfg` is an OmegaConf config."""
     errors = []
+    # Hydra leaves a required key unset (???) until it is read, which would be after the data.
+    if OmegaConf.is_missing(cfg, "model"):
+        errors.append("model is required: model=PATH (Hugging Face folder, hub name or verl checkpoint)")
+    if OmegaConf.is_missing(cfg, "output_dir"):
+        errors.append("output_dir is required: output_dir=DIR (where metrics.json and the rest go)")
     if (cfg.data is None) == (cfg.recipe is None):
         errors.append(
             f"data={cfg.data!r}, recipe={cfg.recipe!r}: give exactly one, a parquet file (data=PATH) or "

@@ -71,6 +71,10 @@ def load_problems(path: str | Path, limit: int | None = None, prompt_style: str 
     import pyarrow.parquet as pq
 
     path = Path(path)
+    if path.is_dir():  # data_gen's output folder instead of a split in it
+        raise EvalConfigError(
+            f"data={str(path)!r} is a folder; give a parquet file in it, e.g. data={path / 'test.parquet'}"
+        )
     if not path.is_file():
         raise EvalConfigError(
             f"data={str(path)!r}: no such file; give a parquet file written by `python -m data_gen` "

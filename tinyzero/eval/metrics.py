@@ -42,15 +42,20 @@ def default_ks(n: int) -> list[int]:
     return ks if ks[-1] == n else ks + [n]
 
 
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100: an observed value, no interpolation) of a non-empty sequence."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return float(ordered[rank - 1])
+
+
 def percentiles(values: Sequence[float], qs: Iterable[int] = (50, 90, 99)) -> dict[str, float]:
-    """Nearest-rank percentiles (an observed value, no interpolation), plus mean and max."""
+    """Nearest-rank percentiles, plus mean and max."""
     if not values:
         return {"mean": 0.0, **{f"p{q}": 0.0 for q in qs}, "max": 0.0}
-    ordered = sorted(values)
+    ordered = sorted(values)  # sorted once: percentile's own sort of a sorted list is linear
     out = {"mean": sum(ordered) / len(ordered)}
-    for q in qs:
-        rank = max(1, math.ceil(q / 100 * len(ordered)))
-        out[f"p{q}"] = float(ordered[rank - 1])
+    out.update({f"p{q}": percentile(ordered, q) for q in qs})
     out["max"] = float(ordered[-1])
     return out
 

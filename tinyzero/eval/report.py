@@ -1,42 +1,10 @@
-"""Output files: metrics.json, samples.jsonl, summary.md and PNG plots, each written atomically
-(a temporary file renamed into place), so a crash never leaves a half-written file."""
+"""The human side of an evaluation: summary.md and the PNG plots, written atomically."""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from collections.abc import Callable, Iterable
 from pathlib import Path
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(temp_path)` then rename the temporary file to `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(Path(temp))
-        os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp makes the file private; give it the usual mode
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def write_text(path: Path, text: str) -> None:
-    write_atomically(path, lambda temp: temp.write_text(text, encoding="utf-8"))
-
-
-def write_json(path: Path, data) -> None:
-    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+from tinyzero.files import write_atomically
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -49,13 +17,12 @@ def _fmt(value, digits: int = 3) -> str:
 
 def summary_markdown(metrics: dict) -> str:
     """A short human summary of metrics.json."""
-    main = metrics
     lines = [
         "# Evaluation summary",
         "",
         f"- model: `{metrics['model']}`",
-        f"- data: `{metrics['data']}` ({main['problems']} problems, n={main['samples_per_problem']} samples each, "
-        f"backend {metrics['backend']}, temperature {metrics['temperature']})",
+        f"- data: `{metrics['data']}` ({metrics['problems']} problems, n={metrics['samples_per_problem']} "
+        f"samples each, backend {metrics['backend']}, temperature {metrics['temperature']})",
     ]
     if metrics.get("main_budget") is not None:
         lines.append(f"- headline numbers below are at the largest thinking budget, {metrics['main_budget']} tokens")
@@ -63,12 +30,12 @@ def summary_markdown(metrics: dict) -> str:
         "",
         "| accuracy | format rate | mean response tokens | mean thinking tokens |",
         "|---|---|---|---|",
-        f"| {_fmt(main['accuracy'])} | {_fmt(main['format_rate'])} | {_fmt(main['mean_response_tokens'], 1)} "
-        f"| {_fmt(main['mean_thinking_tokens'], 1)} |",
+        f"| {_fmt(metrics['accuracy'])} | {_fmt(metrics['format_rate'])} | {_fmt(metrics['mean_response_tokens'], 1)} "
+        f"| {_fmt(metrics['mean_thinking_tokens'], 1)} |",
         "",
-        "| k | " + " | ".join(main["pass_at_k"]) + " |",
-        "|---|" + "---|" * len(main["pass_at_k"]),
-        "| pass@k | " + " | ".join(_fmt(v) for v in main["pass_at_k"].values()) + " |",
+        "| k | " + " | ".join(metrics["pass_at_k"]) + " |",
+        "|---|" + "---|" * len(metrics["pass_at_k"]),
+        "| pass@k | " + " | ".join(_fmt(v) for v in metrics["pass_at_k"].values()) + " |",
         "",
         "![pass@k](pass_at_k.png)",
     ]
@@ -97,12 +64,22 @@ def summary_markdown(metrics: dict) -> str:
         "| difficulty | problems | accuracy | format rate | mean response tokens |",
         "|---|---|---|---|---|",
     ]
-    for label, row in main["by_difficulty"].items():
+    for label, row in metrics["by_difficulty"].items():
         lines.append(
             f"| {label} | {row['problems']} | {_fmt(row['accuracy'])} | {_fmt(row['format_rate'])} "
             f"| {_fmt(row['mean_response_tokens'], 1)} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _new_axes():
+    """A small figure on matplotlib's file-only backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(5, 3.5))
 
 
 def _save_figure(fig, path: Path) -> None:
@@ -114,12 +91,7 @@ def _save_figure(fig, path: Path) -> None:
 
 def plot_pass_at_k(runs: list[tuple[str, dict]], path: Path) -> None:
     """pass@k against k (log2 axis), one line per setting."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = _new_axes()
     for label, pass_k in runs:
         ks = [int(k) for k in pass_k]
         ax.plot(ks, list(pass_k.values()), marker="o", label=label)
@@ -139,12 +111,7 @@ def plot_pass_at_k(runs: list[tuple[str, dict]], path: Path) -> None:
 
 def plot_budget_curve(curve: list[dict], path: Path) -> None:
     """Accuracy against mean thinking tokens, each point labelled with its budget (s1's figure)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = _new_axes()
     xs = [p["mean_thinking_tokens"] for p in curve]
     ys = [p["accuracy"] for p in curve]
     ax.plot(xs, ys, marker="o")
