@@ -16,9 +16,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import ClassVar
 
+from data_gen.config import check_choice, check_integers, check_sizes, field_help
 from data_gen.countdown import DIFFICULTY_SPLITS, CountdownConfig, countdown_table
 from data_gen.prompts import PROMPT_STYLES
-from data_gen.solver import MAX_NUMBERS, Solver, modulus_for
+from data_gen.solver import MAX_NUMBERS, solver_for
 
 __all__ = ["ClassicImportConfig", "read_classic_rows"]
 
@@ -76,7 +77,7 @@ def _solve_rows(first_row: int, rows: list[tuple], counted_rows: range) -> list[
         if error is not None:
             results.append((first_row + offset, None, error))
             continue
-        solver = Solver(nums, modulus_for(len(nums), max(nums), target))
+        solver = solver_for(nums, target)
         solution = solver.find(target)
         if solution is None:
             results.append((first_row + offset, None, "no solution"))
@@ -92,26 +93,18 @@ class ClassicImportConfig:
 
     task: ClassVar[str] = "countdown"
 
-    path: str = field(metadata={"help": "local parquet or JSONL file with `target` and `nums` per row"})
+    path: str = field(metadata=field_help("local parquet or JSONL file with `target` and `nums` per row"))
     # The classic recipe's split: first 327,680 rows train, the next 1,024 test.
-    train_size: int = field(default=327_680, metadata={"help": "rows [0, train_size) become train"})
-    test_size: int = field(default=1_024, metadata={"help": "rows [train_size, train_size + test_size) become test"})
-    difficulty: str = field(default="test", metadata={"help": "which splits get each problem's solution count as its difficulty; the others store null", "choices": DIFFICULTY_SPLITS})
-    prompt_style: str = field(default="base", metadata={"help": "prompt for a base model or chat messages for an instruct model", "choices": PROMPT_STYLES})
+    train_size: int = field(default=327_680, metadata=field_help("rows [0, train_size) become train"))
+    test_size: int = field(default=1_024, metadata=field_help("rows [train_size, train_size + test_size) become test"))
+    difficulty: str = field(default="test", metadata=field_help("which splits get each problem's solution count as its difficulty; the others store null", choices=DIFFICULTY_SPLITS))
+    prompt_style: str = field(default="base", metadata=field_help("prompt for a base model or chat messages for an instruct model", choices=PROMPT_STYLES))
 
     def validate(self) -> None:
-        for name in ("train_size", "test_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name} must be an integer, got {value!r}")
-        if self.train_size < 1:
-            raise ValueError(f"train_size must be at least 1, got {self.train_size}")
-        if self.test_size < 0:
-            raise ValueError(f"test_size must be 0 or more, got {self.test_size}")
-        if self.difficulty not in DIFFICULTY_SPLITS:
-            raise ValueError(f"difficulty must be one of {', '.join(DIFFICULTY_SPLITS)}, got {self.difficulty!r}")
-        if self.prompt_style not in PROMPT_STYLES:
-            raise ValueError(f"prompt_style must be one of {', '.join(PROMPT_STYLES)}, got {self.prompt_style!r}")
+        check_integers(self, ("train_size", "test_size"))
+        check_sizes(self)
+        check_choice(self, "difficulty", DIFFICULTY_SPLITS)
+        check_choice(self, "prompt_style", PROMPT_STYLES)
         if not Path(self.path).is_file():
             raise ValueError(f"path {self.path!r} is not a file: give a local parquet or JSONL classic Countdown file")
 

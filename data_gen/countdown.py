@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from data_gen.config import check_between, check_choice, check_integers, check_sizes, field_help
 from data_gen.prompts import PROMPT_STYLES, chat_prompt, countdown_question
 from data_gen.solver import MAX_NUMBERS, Solver, count_solutions, join_expression, modulus_for, solve
 
@@ -34,10 +35,6 @@ _EXACT_COUNT_BUDGET_MS = 3000
 _SOLVER_COST_MS = {2: 0.02, 3: 0.1, 4: 2.0, 5: 60.0, 6: 3000.0}  # full tables, measured (loaded machine)
 
 
-def _help(text: str, **extra) -> dict:
-    return {"help": text, **extra}
-
-
 @dataclass
 class CountdownConfig:
     """Countdown problems: how many, which numbers, which targets, and how they are drawn."""
@@ -46,38 +43,30 @@ class CountdownConfig:
     chunk_size: ClassVar[int | None] = CHUNK_SIZE
 
     # Sizes of the classic TinyZero set, so the defaults reproduce its scale.
-    train_size: int = field(default=327_680, metadata=_help("problems in train.parquet"))
-    test_size: int = field(default=1_024, metadata=_help("problems in test.parquet (drawn first, so it does not depend on train_size)"))
-    seed: int = field(default=0, metadata=_help("random seed: same config and seed give byte-identical files"))
+    train_size: int = field(default=327_680, metadata=field_help("problems in train.parquet"))
+    test_size: int = field(default=1_024, metadata=field_help("problems in test.parquet (drawn first, so it does not depend on train_size)"))
+    seed: int = field(default=0, metadata=field_help("random seed: same config and seed give byte-identical files"))
     # 3 or 4 numbers up to 99 and targets up to 100 resemble the classic Countdown-Tasks-3to4 set.
-    min_count: int = field(default=3, metadata=_help(f"fewest numbers in a problem (2 to {MAX_NUMBERS})"))
-    max_count: int = field(default=4, metadata=_help(f"most numbers in a problem (2 to {MAX_NUMBERS})"))
-    min_number: int = field(default=1, metadata=_help("smallest number (at least 1)"))
-    max_number: int = field(default=99, metadata=_help("largest number (at most 10000)"))
-    min_target: int = field(default=1, metadata=_help("smallest target"))
-    max_target: int = field(default=100, metadata=_help("largest target (|target| at most 10**9)"))
+    min_count: int = field(default=3, metadata=field_help(f"fewest numbers in a problem (2 to {MAX_NUMBERS})"))
+    max_count: int = field(default=4, metadata=field_help(f"most numbers in a problem (2 to {MAX_NUMBERS})"))
+    min_number: int = field(default=1, metadata=field_help("smallest number (at least 1)"))
+    max_number: int = field(default=99, metadata=field_help("largest number (at most 10000)"))
+    min_target: int = field(default=1, metadata=field_help("smallest target"))
+    max_target: int = field(default=100, metadata=field_help("largest target (|target| at most 10**9)"))
     # Expression targets are values of random expressions over the numbers (as the classic set),
     # fast to make; uniform targets cover the range exactly evenly but cost a solver call per
     # draw of numbers, about ten times slower.
-    target_mode: str = field(default="expression", metadata=_help("how targets are drawn", choices=TARGET_MODES))
+    target_mode: str = field(default="expression", metadata=field_help("how targets are drawn", choices=TARGET_MODES))
     # Counting solutions costs more than generating a problem: by default only the test split,
     # where evaluation breaks accuracy down by difficulty, is counted.
-    difficulty: str = field(default="test", metadata=_help("which splits get each problem's solution count as its difficulty; the others store null", choices=DIFFICULTY_SPLITS))
-    prompt_style: str = field(default="base", metadata=_help("prompt for a base model (plain text ending in <think>) or chat messages for an instruct model", choices=PROMPT_STYLES))
+    difficulty: str = field(default="test", metadata=field_help("which splits get each problem's solution count as its difficulty; the others store null", choices=DIFFICULTY_SPLITS))
+    prompt_style: str = field(default="base", metadata=field_help("prompt for a base model (plain text ending in <think>) or chat messages for an instruct model", choices=PROMPT_STYLES))
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field, with its value and what to do instead."""
-        for name in ("train_size", "test_size", "seed", "min_count", "max_count", "min_number", "max_number", "min_target", "max_target"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name} must be an integer, got {value!r}")
-        if self.train_size < 1:
-            raise ValueError(f"train_size must be at least 1, got {self.train_size}")
-        if self.test_size < 0:
-            raise ValueError(f"test_size must be 0 or more, got {self.test_size}")
-        for name in ("min_count", "max_count"):
-            if not 2 <= getattr(self, name) <= MAX_NUMBERS:
-                raise ValueError(f"{name} must be between 2 and {MAX_NUMBERS}, got {getattr(self, name)}")
+        check_integers(self, ("train_size", "test_size", "seed", "min_count", "max_count", "min_number", "max_number", "min_target", "max_target"))
+        check_sizes(self)
+        check_between(self, ("min_count", "max_count"), 2, MAX_NUMBERS)
         if self.min_count > self.max_count:
             raise ValueError(f"min_count ({self.min_count}) is above max_count ({self.max_count}): the range of counts is empty")
         if self.min_number < 1:
@@ -91,12 +80,9 @@ class CountdownConfig:
                 raise ValueError(f"{name} must be within -10**9..10**9, got {getattr(self, name)}")
         if self.min_target > self.max_target:
             raise ValueError(f"min_target ({self.min_target}) is above max_target ({self.max_target}): the range of targets is empty")
-        if self.target_mode not in TARGET_MODES:
-            raise ValueError(f"target_mode must be one of {', '.join(TARGET_MODES)}, got {self.target_mode!r}")
-        if self.difficulty not in DIFFICULTY_SPLITS:
-            raise ValueError(f"difficulty must be one of {', '.join(DIFFICULTY_SPLITS)}, got {self.difficulty!r}")
-        if self.prompt_style not in PROMPT_STYLES:
-            raise ValueError(f"prompt_style must be one of {', '.join(PROMPT_STYLES)}, got {self.prompt_style!r}")
+        check_choice(self, "target_mode", TARGET_MODES)
+        check_choice(self, "difficulty", DIFFICULTY_SPLITS)
+        check_choice(self, "prompt_style", PROMPT_STYLES)
         bound = self.problem_bound()
         if self.train_size + self.test_size > bound:
             raise ValueError(
@@ -169,8 +155,9 @@ class CountdownConfig:
                 count = None
                 budget[0] = _DRAWS_WITHOUT_NEW_PROBLEM
                 numbers, target, solution = drawn
-                seen.add((tuple(sorted(numbers)), target))
-                problems.append((tuple(numbers), target, solution, None))
+                problem = (tuple(numbers), target, solution, None)
+                seen.add(self.key(problem))
+                problems.append(problem)
         return problems
 
     def _draw_uniform(self, rng: random.Random, count: int, modulus: int, seen: set, budget: list[int]):

@@ -216,27 +216,29 @@ def write_dataset(config, out_dir: str | os.PathLike, workers: int | None = None
             splits = config.make_splits(runner)
         else:
             splits = _generate(config, runner)
-        _write_files(config, splits, out_dir, runner)
+        counts = {split: len(splits[split]) for split in SPLITS}
+        report = config.report() if hasattr(config, "report") else {}
+        info = {
+            "task": config.task,
+            "config": dataclasses.asdict(config),
+            "counts": counts,
+            "distributions": {split: config.summary(splits[split]) for split in SPLITS},
+            **report,
+        }
+        _write_files(config, splits, info, out_dir, runner)
     return {
         "train": str(out_dir / "train.parquet"),
         "test": str(out_dir / "test.parquet"),
         "info": str(out_dir / INFO_FILE),
-        "counts": {split: len(splits[split]) for split in SPLITS},
-        **(config.report() if hasattr(config, "report") else {}),
+        "counts": counts,
+        **report,
     }
 
 
-def _write_files(config, splits: dict[str, list[tuple]], out_dir: Path, runner: ChunkRunner) -> None:
+def _write_files(config, splits: dict[str, list[tuple]], info: dict, out_dir: Path, runner: ChunkRunner) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {split: out_dir / f"{split}.parquet" for split in SPLITS}
     info_path = out_dir / INFO_FILE
-    info = {
-        "task": config.task,
-        "config": dataclasses.asdict(config),
-        "counts": {split: len(splits[split]) for split in SPLITS},
-        "distributions": {split: config.summary(splits[split]) for split in SPLITS},
-    }
-    info.update(config.report() if hasattr(config, "report") else {})
     temporary = {path: path.with_name(f".{path.name}.tmp-{os.getpid()}") for path in [*paths.values(), info_path]}
     try:
         for split in SPLITS:

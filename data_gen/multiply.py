@@ -12,16 +12,13 @@ import random
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from data_gen.config import check_between, check_choice, check_integers, check_sizes, field_help
 from data_gen.prompts import PROMPT_STYLES, chat_prompt, multiply_question
 
 __all__ = ["MultiplyConfig", "long_multiplication_steps"]
 
 # 9 by 9 digits keeps every product below 10**18, inside parquet's int64.
 MAX_DIGITS = 9
-
-
-def _help(text: str, **extra) -> dict:
-    return {"help": text, **extra}
 
 
 def long_multiplication_steps(a: int, b: int) -> int:
@@ -36,29 +33,20 @@ class MultiplyConfig:
     task: ClassVar[str] = "multiply"
     chunk_size: ClassVar[int | None] = None  # one chunk: sampling without replacement, no rejection
 
-    train_size: int = field(default=100_000, metadata=_help("problems in train.parquet"))
-    test_size: int = field(default=1_024, metadata=_help("problems in test.parquet (drawn first, so it does not depend on train_size)"))
-    seed: int = field(default=0, metadata=_help("random seed: same config and seed give byte-identical files"))
+    train_size: int = field(default=100_000, metadata=field_help("problems in train.parquet"))
+    test_size: int = field(default=1_024, metadata=field_help("problems in test.parquet (drawn first, so it does not depend on train_size)"))
+    seed: int = field(default=0, metadata=field_help("random seed: same config and seed give byte-identical files"))
     # 3 by 3 digits: hard enough that a small model must work it out, short enough to check.
-    digits_a: int = field(default=3, metadata=_help(f"digits of the first factor (1 to {MAX_DIGITS})"))
-    digits_b: int = field(default=3, metadata=_help(f"digits of the second factor (1 to {MAX_DIGITS})"))
-    prompt_style: str = field(default="base", metadata=_help("prompt for a base model (plain text ending in <think>) or chat messages for an instruct model", choices=PROMPT_STYLES))
+    digits_a: int = field(default=3, metadata=field_help(f"digits of the first factor (1 to {MAX_DIGITS})"))
+    digits_b: int = field(default=3, metadata=field_help(f"digits of the second factor (1 to {MAX_DIGITS})"))
+    prompt_style: str = field(default="base", metadata=field_help("prompt for a base model (plain text ending in <think>) or chat messages for an instruct model", choices=PROMPT_STYLES))
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field, with its value and what to do instead."""
-        for name in ("train_size", "test_size", "seed", "digits_a", "digits_b"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name} must be an integer, got {value!r}")
-        if self.train_size < 1:
-            raise ValueError(f"train_size must be at least 1, got {self.train_size}")
-        if self.test_size < 0:
-            raise ValueError(f"test_size must be 0 or more, got {self.test_size}")
-        for name in ("digits_a", "digits_b"):
-            if not 1 <= getattr(self, name) <= MAX_DIGITS:
-                raise ValueError(f"{name} must be between 1 and {MAX_DIGITS}, got {getattr(self, name)}")
-        if self.prompt_style not in PROMPT_STYLES:
-            raise ValueError(f"prompt_style must be one of {', '.join(PROMPT_STYLES)}, got {self.prompt_style!r}")
+        check_integers(self, ("train_size", "test_size", "seed", "digits_a", "digits_b"))
+        check_sizes(self)
+        check_between(self, ("digits_a", "digits_b"), 1, MAX_DIGITS)
+        check_choice(self, "prompt_style", PROMPT_STYLES)
         available = self.distinct_problems()
         if self.train_size + self.test_size > available:
             raise ValueError(

@@ -393,7 +393,8 @@ class Solver:
         return sorted(found)
 
 
-def _solver_for(numbers: Sequence[int], target: int) -> Solver:
+def solver_for(numbers: Sequence[int], target: int) -> Solver:
+    """A solver for one problem, its modulus fitted to these numbers and this target."""
     numbers = list(numbers)
     try:
         return Solver(numbers, modulus_for(len(numbers), max(numbers, default=1), target))
@@ -403,9 +404,9 @@ def _solver_for(numbers: Sequence[int], target: int) -> Solver:
 
 def solve(numbers: Sequence[int], target: int) -> str | None:
     """One expression that uses every number once and equals `target`, or None if none exists."""
-    return _solver_for(numbers, target).find(target)
+    return solver_for(numbers, target).find(target)
 
 
 def count_solutions(numbers: Sequence[int], target: int) -> int:
     """How many distinct expressions equal `target` (see the module docstring for "distinct")."""
-    return _solver_for(numbers, target).count(target)
+    return solver_for(numbers, target).count(target)

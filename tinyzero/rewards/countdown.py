@@ -188,6 +188,12 @@ def countdown_ground_truth(target, numbers) -> tuple[int, list[int]]:
     return target, numbers
 
 
+def judge_countdown(response, target, numbers, allow_unused_numbers: bool):
+    """(has_answer, reason) for one Countdown response (see `judge_response`); reason None: correct."""
+    target, numbers = countdown_ground_truth(target, numbers)
+    return judge_response(response, judge_countdown_answer, target, numbers, allow_unused_numbers)
+
+
 def score_countdown(
     response: str,
     target: int,
@@ -204,6 +210,5 @@ def score_countdown(
     most once with `allow_unused_numbers`) whose exact value is `target`, optionally followed
     by `= target`.
     """
-    target, numbers = countdown_ground_truth(target, numbers)
-    has_answer, reason = judge_response(response, judge_countdown_answer, target, numbers, allow_unused_numbers)
+    has_answer, reason = judge_countdown(response, target, numbers, allow_unused_numbers)
     return make_result(response, has_answer, reason, no_answer_score, format_score, correct_score)

@@ -39,6 +39,11 @@ def multiply_ground_truth(product) -> int:
         raise TypeError(f"the product must be an integer, got {product!r}") from None
 
 
+def judge_multiply(response, product):
+    """(has_answer, reason) for one multiplication response (see `judge_response`); reason None: correct."""
+    return judge_response(response, judge_multiply_answer, multiply_ground_truth(product))
+
+
 def score_multiply(
     response: str,
     product: int,
@@ -48,6 +53,5 @@ def score_multiply(
     correct_score: float = CORRECT_SCORE,
 ) -> ScoreResult:
     """Score one multiplication response and say why."""
-    product = multiply_ground_truth(product)
-    has_answer, reason = judge_response(response, judge_multiply_answer, product)
+    has_answer, reason = judge_multiply(response, product)
     return make_result(response, has_answer, reason, no_answer_score, format_score, correct_score)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from tinyzero.rewards.answer import CORRECT_SCORE, FORMAT_SCORE, NO_ANSWER_SCORE, judge_response
-from tinyzero.rewards.countdown import countdown_ground_truth, judge_countdown_answer
-from tinyzero.rewards.multiply import judge_multiply_answer, multiply_ground_truth
+from tinyzero.rewards.answer import CORRECT_SCORE, FORMAT_SCORE, NO_ANSWER_SCORE, score_of
+from tinyzero.rewards.countdown import judge_countdown
+from tinyzero.rewards.multiply import judge_multiply
 
 TASKS = ("countdown", "multiply")
-
-_task_of_source: dict[str, str] = {}  # data_source -> task, filled as sources are seen
 
 
 def task_of(data_source: str) -> str:
@@ -16,18 +14,14 @@ def task_of(data_source: str) -> str:
     if not isinstance(data_source, str):
         raise ValueError(f"data_source must be a string naming one of {TASKS}, got {data_source!r}")
     if data_source in TASKS:
-        task = data_source
-    else:
-        matches = [name for name in TASKS if name in data_source]
-        if len(matches) != 1:
-            raise ValueError(
-                f"unknown data_source {data_source!r}: expected one of {TASKS} or a name containing "
-                f"exactly one of them (e.g. 'countdown_3to4', 'yolo/multiply-3_digit')"
-            )
-        task = matches[0]
-    if len(_task_of_source) < 4096:  # a cache, not a leak, whatever sources a caller invents
-        _task_of_source[data_source] = task
-    return task
+        return data_source
+    matches = [name for name in TASKS if name in data_source]
+    if len(matches) != 1:
+        raise ValueError(
+            f"unknown data_source {data_source!r}: expected one of {TASKS} or a name containing "
+            f"exactly one of them (e.g. 'countdown_3to4', 'yolo/multiply-3_digit')"
+        )
+    return matches[0]
 
 
 def _missing_field(task: str, fields: str, ground_truth) -> ValueError:
@@ -57,25 +51,22 @@ def compute_score(
     `allow_unused_numbers` (Countdown: each number at most once) can be set from verl with
     `reward.custom_reward_function.reward_kwargs`. Other keyword arguments are ignored.
     """
-    task = _task_of_source.get(data_source) if type(data_source) is str else None
-    if task is None:
-        task = task_of(data_source)
+    task = task_of(data_source)
     if task == "countdown":
         try:
             target, numbers = ground_truth["target"], ground_truth["numbers"]
         except (KeyError, TypeError, IndexError):
             raise _missing_field(task, "'target' and 'numbers'", ground_truth) from None
-        target, numbers = countdown_ground_truth(target, numbers)
-        has_answer, reason = judge_response(solution_str, judge_countdown_answer, target, numbers, allow_unused_numbers)
+        has_answer, reason = judge_countdown(solution_str, target, numbers, allow_unused_numbers)
     else:
         if isinstance(ground_truth, dict):
             try:
                 ground_truth = ground_truth["product"]
             except KeyError:
                 raise _missing_field(task, "'product'", ground_truth) from None
-        has_answer, reason = judge_response(solution_str, judge_multiply_answer, multiply_ground_truth(ground_truth))
-    if reason is None:
-        return {"score": float(correct_score), "acc": 1.0, "has_answer": 1.0}
-    if has_answer:
-        return {"score": float(format_score), "acc": 0.0, "has_answer": 1.0}
-    return {"score": float(no_answer_score), "acc": 0.0, "has_answer": 0.0}
+        has_answer, reason = judge_multiply(solution_str, ground_truth)
+    return {
+        "score": score_of(has_answer, reason, no_answer_score, format_score, correct_score),
+        "acc": 1.0 if reason is None else 0.0,
+        "has_answer": 1.0 if has_answer else 0.0,
+    }
