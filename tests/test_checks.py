@@ -49,6 +49,22 @@ def test_gpu_check_without_ray_counts_local_cuda(flagship):
             checks.check_gpus(flagship, inventory)
 
 
+# --- Names verl looks up late ----------------------------------------------------------------
+
+
+def test_name_check_catches_misspelt_algorithm_engine_and_logger(flagship):
+    assert "known to verl" in checks.check_names(flagship)
+    config = with_overrides("algorithm.adv_estimator=grpoo", "actor_rollout_ref.rollout.name=vlm",
+                            "trainer.logger=[console,tensorbord]")
+    with pytest.raises(CheckError) as error:
+        checks.check_names(config)
+    message = str(error.value)
+    assert "algorithm.adv_estimator: verl knows no 'grpoo'; did you mean grpo?" in message
+    assert "actor_rollout_ref.rollout.name: verl knows no 'vlm'; did you mean vllm?" in message
+    assert "trainer.logger: verl knows no 'tensorbord'; did you mean tensorboard?" in message
+    assert "gae" in message  # the valid choices are listed
+
+
 # --- Batch arithmetic ------------------------------------------------------------------------
 
 

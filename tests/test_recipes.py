@@ -18,6 +18,7 @@ def test_recipe_composes_and_passes_verl_validation(recipe):
     config = compose([f"+recipe={recipe}"])
     assert config.trainer.experiment_name == recipe  # one checkpoint folder per recipe
     checks.check_unknown_keys(config, checks.reference_config())
+    checks.check_names(config)
     summary = checks.check_batch_arithmetic(config)  # ours, then verl's validate_config
     assert "responses per step" in summary
     shape = checks.check_model(config.actor_rollout_ref.model.path)

@@ -38,6 +38,7 @@ def test_dry_run_end_to_end_with_a_tiny_local_model(tmp_path, tiny_model_dir):
     assert "per step   8 prompts x 4 answers = 32 responses, at most 40,960 tokens" in out
     assert "steps      4" in out  # 32 rows / 8 per step, one epoch
     assert "memory     training" in out and "check: memory  fits" in out
+    assert "an H200 assumed; set gpu_memory_gib=N" in out  # no GPU here: the figure used is said to be a guess
     assert f"wandb sync {tmp_path}/ckpt/wandb/offline-run-*" in out  # offline, with the way to upload
     generated = [p for p in (tmp_path / "data").iterdir() if p.name.startswith("countdown-")]
     assert len(generated) == 1 and {"train.parquet", "test.parquet"} <= {p.name for p in generated[0].iterdir()}
@@ -64,11 +65,22 @@ def test_cfg_job_prints_the_composed_config(tmp_path):
     assert "adv_estimator: grpo" in result.stdout and "path: Qwen/Qwen2.5-3B" in result.stdout
 
 
+def test_help_shows_how_to_run_a_recipe_not_the_whole_config(tmp_path):
+    result = run_train(tmp_path=tmp_path, flags=["--help"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "python -m tinyzero.train +recipe=NAME" in result.stdout
+    assert "recipe: countdown_0_5b, countdown_1_5b, countdown_3b" in result.stdout
+    assert "algorithm.adv_estimator=gae" in result.stdout
+    assert "ppo_mini_batch_size" not in result.stdout  # the full config is `--cfg job`'s job
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
         ("trainer.n_gpu_per_node=2", "unknown config key(s): trainer.n_gpu_per_node (did you mean trainer.n_gpus_per_node?)"),
+        ("task.max_cont=5", "unknown config key(s): task.max_cont (did you mean task.max_count?)"),
         ("actor_rollout_ref.model.path=/no/such/model", "actor_rollout_ref.model.path='/no/such/model': no such folder"),
+        ("task.prompt_style=chat", "task.prompt_style: unknown prompt_style 'chat'; use one of base, instruct"),
         ("data.train_batch_size=255", "actor_rollout_ref.actor.ppo_mini_batch_size (128) must divide data.train_batch_size (255)"),
     ],
 )

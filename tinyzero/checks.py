@@ -15,6 +15,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -42,6 +43,11 @@ class GpuInventory:
 
 def gpus_needed(config: DictConfig) -> int:
     return int(config.trainer.n_gpus_per_node) * int(config.trainer.nnodes)
+
+
+def max_sequence_length(config: DictConfig) -> int:
+    """The longest sequence a step can hold: the whole prompt and the whole response."""
+    return int(config.data.max_prompt_length) + int(config.data.max_response_length)
 
 
 def count_gpus(ray_address: str | None = None) -> GpuInventory:
@@ -91,6 +97,34 @@ def check_gpus(config: DictConfig, inventory: GpuInventory) -> str:
     return f"{inventory.count} GPU(s) found ({inventory.source}), {needed} needed"
 
 
+# --- Names verl looks up late ----------------------------------------------------------------
+
+
+def check_names(config: DictConfig) -> str:
+    """Names verl resolves in its registries only once Ray, the models and vLLM are up, minutes into
+    the run, and that its validate_config does not look at: checked against those registries now."""
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+    from verl.utils.tracking import Tracking
+    from verl.workers.rollout.replica import RolloutReplicaRegistry
+
+    loggers = set(Tracking.supported_backend) | {"tracking"}  # verl still accepts `tracking`, a deprecated wandb
+    named = [
+        ("algorithm.adv_estimator", config.algorithm.adv_estimator, set(ADV_ESTIMATOR_REGISTRY)),
+        # The registry's names only: loading an engine class would import vLLM, absent on a CPU machine.
+        ("actor_rollout_ref.rollout.name", config.actor_rollout_ref.rollout.name, set(RolloutReplicaRegistry._registry)),
+        *(("trainer.logger", logger, loggers) for logger in as_list(config.trainer.logger)),
+    ]
+    problems = []
+    for key, value, known in named:
+        if value not in known:
+            close = difflib.get_close_matches(str(value), sorted(known), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            problems.append(f"{key}: verl knows no {value!r}; {hint}verl 0.9.1 has {', '.join(sorted(known))}")
+    if problems:
+        raise CheckError("\n  - ".join(["unknown name(s):", *problems]))
+    return "algorithm, rollout engine and loggers are known to verl"
+
+
 # --- Batch arithmetic ------------------------------------------------------------------------
 
 
@@ -102,11 +136,10 @@ def check_batch_arithmetic(config: DictConfig) -> str:
     prompts = int(config.data.train_batch_size)
     group = int(rollout.n)
     mini = int(actor.ppo_mini_batch_size)
-    problems = []
-
     if n_gpus < 1:
-        problems.append(f"trainer.n_gpus_per_node x trainer.nnodes is {n_gpus}; it must be at least 1")
-        raise CheckError("; ".join(problems))
+        raise CheckError(f"trainer.n_gpus_per_node x trainer.nnodes is {n_gpus}; it must be at least 1")
+
+    problems = []
     if (prompts * group) % n_gpus:
         problems.append(
             f"data.train_batch_size ({prompts}) x actor_rollout_ref.rollout.n ({group}) = {prompts * group} "
@@ -131,14 +164,14 @@ def check_batch_arithmetic(config: DictConfig) -> str:
                 f"with use_dynamic_bsz=false, each GPU gets {per_gpu} sequences per mini-batch, which "
                 f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu ({micro}) must divide"
             )
-    sequence = int(config.data.max_prompt_length) + int(config.data.max_response_length)
+    sequence = max_sequence_length(config)
     if actor.use_dynamic_bsz and int(actor.ppo_max_token_len_per_gpu) < sequence:
         problems.append(
             f"actor_rollout_ref.actor.ppo_max_token_len_per_gpu ({actor.ppo_max_token_len_per_gpu}) is below one "
             f"full sequence, data.max_prompt_length + data.max_response_length = {sequence}; raise it to at least {sequence}"
         )
     tp = int(rollout.tensor_model_parallel_size)
-    if tp < 1 or tp > int(config.trainer.n_gpus_per_node) or int(config.trainer.n_gpus_per_node) % tp:
+    if tp < 1 or int(config.trainer.n_gpus_per_node) % tp:
         problems.append(
             f"actor_rollout_ref.rollout.tensor_model_parallel_size ({tp}) must divide trainer.n_gpus_per_node "
             f"({config.trainer.n_gpus_per_node}): one vLLM replica spans tensor_model_parallel_size GPUs of one node"
@@ -340,11 +373,10 @@ def estimate_memory(config: DictConfig, shape: ModelShape, gpu_gib: float) -> Me
         critic_update, critic_resident = _fsdp_state_bytes(n_params, config.critic.fsdp, trainable=True)
         update, resident = update + critic_update, resident + critic_resident
 
-    sequence = int(config.data.max_prompt_length) + int(config.data.max_response_length)
     if arr.actor.use_dynamic_bsz:
         tokens = int(arr.actor.ppo_max_token_len_per_gpu)
     else:
-        tokens = int(arr.actor.ppo_micro_batch_size_per_gpu or 1) * sequence
+        tokens = int(arr.actor.ppo_micro_batch_size_per_gpu or 1) * max_sequence_length(config)
     h, layers = shape.hidden_size, shape.num_layers
     if arr.model.enable_gradient_checkpointing:
         # Each layer keeps its bf16 input; one layer at a time is recomputed in full.
@@ -465,25 +497,25 @@ def unknown_keys(
     return found
 
 
-def check_unknown_keys(config: DictConfig, reference: DictConfig) -> str:
-    bad = unknown_keys(config, reference)
+def check_unknown_keys(config: DictConfig, reference: DictConfig, skip: frozenset[str] = _CHECKED_ELSEWHERE) -> str:
+    """verl silently ignores a key it does not define (even one added with +): a typo would go unnoticed."""
+    bad = unknown_keys(config, reference, skip=skip)
     if bad:
         raise CheckError(
-            "unknown config key(s), ignored by verl if left in: " + ", ".join(bad) + ". Fix the spelling "
-            "(keys of verl 0.9.1's ppo_trainer and tinyzero/conf/train.yaml are the valid ones)."
+            f"unknown config key(s): {', '.join(bad)}. Fix the spelling "
+            "(`python -m tinyzero.train +recipe=NAME --cfg job` prints every valid key)."
         )
     return "every key is known to verl or tinyzero"
 
 
 def reference_config() -> DictConfig:
     """verl's complete ppo_trainer (the generated, flattened copy verl ships) merged with our primary config."""
-    from importlib.resources import files
-
     verl_flat = OmegaConf.load(files("verl.trainer.config").joinpath("_generated_ppo_trainer.yaml"))
     ours = OmegaConf.load(files("tinyzero").joinpath("conf/train.yaml"))
     ours.pop("defaults", None)
     return OmegaConf.merge(verl_flat, ours)
 
 
-def is_list(value) -> bool:
-    return isinstance(value, (list, tuple, ListConfig))
+def as_list(value) -> list:
+    """A key that takes one value or a list of them (data.train_files, trainer.logger), as a list."""
+    return list(value) if isinstance(value, (list, tuple, ListConfig)) else [value]

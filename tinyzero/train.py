@@ -3,8 +3,9 @@
 The story of a launch, top to bottom:
 1. Hydra composes verl 0.9.1's own `ppo_trainer`, tinyzero's defaults (tinyzero/conf/train.yaml),
    one recipe (recipes/NAME.yaml) and the command line.
-2. The checks (tinyzero.checks) catch unknown keys, a bad model path, batch sizes that do not
-   divide, too few GPUs and a run that cannot fit in memory, each naming the key to change.
+2. The checks (tinyzero.checks) catch unknown keys, misspelt names (algorithm, rollout engine,
+   logger), a bad model path, batch sizes that do not divide, too few GPUs and a run that cannot
+   fit in memory, each naming the key to change.
 3. The task's parquet files are generated when missing, under a folder keyed by the task config.
 4. wandb goes offline when there are no credentials; the plan is printed.
 5. verl's `run_ppo` launches its trainer on Ray: vLLM rollouts, our reward, FSDP updates.
@@ -21,6 +22,7 @@ import os
 import sys
 from importlib.resources import files
 from pathlib import Path
+from typing import NoReturn
 
 import hydra
 from hydra.core.config_store import ConfigStore
@@ -45,21 +47,20 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name=PRIMARY_CONFIG, node=OmegaConf.load(files("tinyzero").joinpath("conf/train.yaml")))
     for name, path in recipe_files().items():
-        store.store(group="recipe", name=name, node=load_recipe(path), package="_global_")
+        store.store(group="recipe", name=name, node=with_task_defaults(OmegaConf.load(path)), package="_global_")
 
 
-def load_recipe(path: Path) -> DictConfig:
-    """A recipe with its task block completed from the data_gen config's defaults, so every generator
+def with_task_defaults(config: DictConfig) -> DictConfig:
+    """The config with its task block completed from the data_gen config's defaults, so every generator
     field shows in `--cfg job` and takes a plain override (task.train_size=1000) while data_gen stays
     the one home of their default values."""
     import data_gen
 
-    recipe = OmegaConf.load(path)
-    task = recipe.get("task")
+    task = config.get("task")
     if task is not None and task.get("name") in data_gen.TASKS:
         defaults = dataclasses.asdict(data_gen.TASKS[task.name]())
-        recipe.task = OmegaConf.merge({"name": task.name, **defaults}, task)
-    return recipe
+        config.task = OmegaConf.merge({"name": task.name, **defaults}, task)
+    return config
 
 
 register_configs()
@@ -103,8 +104,7 @@ def task_data_dir(config: DictConfig) -> tuple[Path, object]:
     name, generator = task_config(config)
     fingerprint = json.dumps({"task": name, **dataclasses.asdict(generator)}, sort_keys=True, default=str)
     digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:12]
-    root = Path(os.path.expanduser(str(config.data_root))).resolve()
-    return root / f"{name}-{digest}", generator
+    return absolute(config.data_root) / f"{name}-{digest}", generator
 
 
 def prepare_data(config: DictConfig) -> list[str]:
@@ -130,15 +130,17 @@ def prepare_data(config: DictConfig) -> list[str]:
             if config.data.val_files is None:
                 config.data.val_files = str(test)
     for key in ("train_files", "val_files"):
-        value = config.data[key]
-        paths = list(value) if checks.is_list(value) else [value]
-        for path in paths:
+        for path in checks.as_list(config.data[key]):
             notes.append(checks.check_dataset_file(str(path), f"data.{key}", config))
-    notes.append(checks.check_train_rows(train_rows(config), config))
     return notes
 
 
 # --- Operations ------------------------------------------------------------------------------
+
+
+def absolute(path) -> Path:
+    """A path from the config, ~ expanded and absolute: Ray workers do not run in the launcher's folder."""
+    return Path(os.path.expanduser(str(path))).resolve()
 
 
 def wandb_has_credentials() -> bool:
@@ -153,19 +155,18 @@ def wandb_has_credentials() -> bool:
 
 def configure_logging(config: DictConfig) -> list[str]:
     """wandb without credentials runs offline instead of prompting or crashing; say how to sync."""
-    loggers = config.trainer.logger
-    loggers = list(loggers) if checks.is_list(loggers) else [loggers]
+    loggers = checks.as_list(config.trainer.logger)
+    outputs = absolute(config.trainer.default_local_dir)
     env = {}
     notes = []
     if "wandb" in loggers and not os.environ.get("WANDB_MODE") and not wandb_has_credentials():
-        wandb_dir = Path(os.path.expanduser(str(config.trainer.default_local_dir))).resolve()
-        env = {"WANDB_MODE": "offline", "WANDB_DIR": str(wandb_dir)}
+        env = {"WANDB_MODE": "offline", "WANDB_DIR": str(outputs)}
         notes.append(
-            f"wandb: no credentials (WANDB_API_KEY or `wandb login`), logging offline under {wandb_dir}/wandb. "
-            f"Upload later with: wandb sync {wandb_dir}/wandb/offline-run-*"
+            f"wandb: no credentials (WANDB_API_KEY or `wandb login`), logging offline under {outputs}/wandb. "
+            f"Upload later with: wandb sync {outputs}/wandb/offline-run-*"
         )
     if "tensorboard" in loggers and not os.environ.get("TENSORBOARD_DIR"):
-        env["TENSORBOARD_DIR"] = str(Path(os.path.expanduser(str(config.trainer.default_local_dir))).resolve() / "tensorboard")
+        env["TENSORBOARD_DIR"] = str(outputs / "tensorboard")
         notes.append(f"tensorboard: tensorboard --logdir {env['TENSORBOARD_DIR']}")
     if env:
         os.environ.update(env)  # a local Ray inherits these
@@ -176,12 +177,10 @@ def configure_logging(config: DictConfig) -> list[str]:
 
 
 def make_output_paths_absolute(config: DictConfig) -> None:
-    """Ray workers, on other nodes especially, do not run in the launcher's working directory."""
     with open_dict(config):
         for key in ("default_local_dir", "rollout_data_dir", "validation_data_dir"):
-            value = config.trainer.get(key)
-            if value:
-                config.trainer[key] = str(Path(os.path.expanduser(str(value))).resolve())
+            if config.trainer.get(key):
+                config.trainer[key] = str(absolute(config.trainer[key]))
 
 
 def ray_address(config: DictConfig) -> str | None:
@@ -190,7 +189,10 @@ def ray_address(config: DictConfig) -> str | None:
 
 def apply_prompt_style(config: DictConfig) -> None:
     """Base prompts pass through as plain text; instruct prompts use the model's own chat template."""
-    template = chat_template_for(config.task.prompt_style)
+    try:
+        template = chat_template_for(config.task.prompt_style)
+    except ValueError as error:
+        raise CheckError(f"task.prompt_style: {error}") from error
     if template is not None and config.actor_rollout_ref.model.custom_chat_template is None:
         with open_dict(config):
             config.actor_rollout_ref.model.custom_chat_template = template
@@ -202,23 +204,23 @@ def apply_prompt_style(config: DictConfig) -> None:
 def train_rows(config: DictConfig) -> int:
     import pyarrow.parquet as pq
 
-    value = config.data.train_files
-    paths = list(value) if checks.is_list(value) else [value]
-    return sum(pq.read_metadata(os.path.expanduser(str(path))).num_rows for path in paths)
+    return sum(pq.read_metadata(os.path.expanduser(str(path))).num_rows for path in checks.as_list(config.data.train_files))
 
 
-def training_steps(config: DictConfig) -> int:
+def training_steps(config: DictConfig, rows: int) -> int:
     """verl stops at total_training_steps or when its epochs run out, whichever comes first."""
-    per_epoch = train_rows(config) // int(config.data.train_batch_size)  # verl drops the last partial batch
+    per_epoch = rows // int(config.data.train_batch_size)  # verl drops the last partial batch
     steps = int(config.trainer.total_epochs) * per_epoch
     if config.trainer.total_training_steps:
         steps = min(steps, int(config.trainer.total_training_steps))
     return steps
 
 
-def plan_lines(config: DictConfig, inventory: checks.GpuInventory, estimate: checks.MemoryEstimate | None) -> list[str]:
+def plan_lines(
+    config: DictConfig, inventory: checks.GpuInventory, estimate: checks.MemoryEstimate | None, rows: int
+) -> list[str]:
     responses = int(config.data.train_batch_size) * int(config.actor_rollout_ref.rollout.n)
-    sequence = int(config.data.max_prompt_length) + int(config.data.max_response_length)
+    sequence = checks.max_sequence_length(config)
     algorithm = config.algorithm.adv_estimator
     return [
         f"model      {config.actor_rollout_ref.model.path}",
@@ -228,7 +230,7 @@ def plan_lines(config: DictConfig, inventory: checks.GpuInventory, estimate: che
         f"GPUs       {checks.gpus_needed(config)} needed ({config.trainer.n_gpus_per_node} per node x "
         f"{config.trainer.nnodes} node(s)); {inventory.count} found ({inventory.source})",
         f"memory     {estimate.summary() if estimate else 'not estimated (model shape unknown)'}",
-        f"steps      {training_steps(config)}, validation every {config.trainer.test_freq}, "
+        f"steps      {training_steps(config, rows)}, validation every {config.trainer.test_freq}, "
         f"checkpoint every {config.trainer.save_freq} (keep {config.trainer.max_actor_ckpt_to_keep})",
         f"per step   {config.data.train_batch_size} prompts x {config.actor_rollout_ref.rollout.n} answers = "
         f"{responses} responses, at most {responses * sequence:,} tokens",
@@ -243,32 +245,36 @@ def plan_lines(config: DictConfig, inventory: checks.GpuInventory, estimate: che
 def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
     """Run every check (and data generation) in order of cost; return the plan's lines."""
     checks.check_unknown_keys(config, checks.reference_config())
+    checks.check_names(config)
     shape = checks.check_model(str(config.actor_rollout_ref.model.path))
     batch = checks.check_batch_arithmetic(config)
-    inventory = checks.count_gpus(ray_address(config))
+    address = ray_address(config)
+    inventory = checks.count_gpus(address)
     try:
         gpus = checks.check_gpus(config, inventory)
     except CheckError as error:
         if not dry_run:
             raise
         gpus = f"WOULD FAIL without dry_run: {error}"
-    gpu_gib = config.gpu_memory_gib or inventory.memory_gib or checks.DEFAULT_GPU_MEMORY_GIB
-    estimate = checks.estimate_memory(config, shape, float(gpu_gib)) if shape else None
+    gpu_gib = config.gpu_memory_gib or inventory.memory_gib
+    gpu_source = "" if gpu_gib else " (no GPU memory read here: an H200 assumed; set gpu_memory_gib=N for others)"
+    estimate = checks.estimate_memory(config, shape, float(gpu_gib or checks.DEFAULT_GPU_MEMORY_GIB)) if shape else None
     memory = "skipped: the model's shape is unknown (not local, not cached, not in the Qwen2.5 table)"
     if estimate:
         checks.check_memory(estimate)
-        memory = f"fits in {estimate.gpu_gib:.0f} GiB per GPU (estimate above)"
+        memory = f"fits in {estimate.gpu_gib:.0f} GiB per GPU{gpu_source}"
     apply_prompt_style(config)
     data_notes = prepare_data(config)
+    rows = train_rows(config)
+    data_notes.append(checks.check_train_rows(rows, config))
     make_output_paths_absolute(config)
     logging_notes = configure_logging(config)
-    address = ray_address(config)
     if address:
         with open_dict(config):  # verl's run_ppo then connects to the cluster with its runtime environment
             config.ray_kwargs.ray_init.address = address
     checks_report = [f"check: batch   {batch}", f"check: GPUs    {gpus}", f"check: memory  {memory}"]
     checks_report += [f"check: data    {note}" for note in data_notes]
-    return plan_lines(config, inventory, estimate) + checks_report + logging_notes
+    return plan_lines(config, inventory, estimate, rows) + checks_report + logging_notes
 
 
 def launch(config: DictConfig) -> None:
@@ -285,14 +291,18 @@ def launch(config: DictConfig) -> None:
         run_ppo(config, task_runner_class=TaskRunner)
 
 
+def cannot_start(error: CheckError) -> NoReturn:
+    print(f"[tinyzero] cannot start: {error}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
 @hydra.main(config_path=None, config_name=PRIMARY_CONFIG, version_base=None)
 def _hydra_main(config: DictConfig) -> None:
     dry_run = bool(config.dry_run)
     try:
         plan = check_and_prepare(config, dry_run)
     except CheckError as error:
-        print(f"[tinyzero] cannot start: {error}", file=sys.stderr, flush=True)
-        sys.exit(2)
+        cannot_start(error)
     print("\n".join(f"[tinyzero] {line}" for line in plan), flush=True)
     OmegaConf.resolve(config)  # Ray workers resolve nothing: they get plain values
     if dry_run:
@@ -312,30 +322,26 @@ def reject_unknown_override_keys(arguments: list[str]) -> None:
     except Exception:  # malformed overrides: Hydra's own parser error says it best
         return
     recipe = next((o.value() for o in overrides if o.key_or_group in ("recipe", "+recipe")), None)
+    recipes = recipe_files()
     reference = checks.reference_config()
-    if recipe in recipe_files():
-        reference = OmegaConf.merge(reference, load_recipe(recipe_files()[recipe]))
+    if recipe in recipes:
+        reference = OmegaConf.merge(reference, OmegaConf.load(recipes[recipe]))
+    reference = with_task_defaults(reference)  # complete, so the task's generator fields are checked too
     groups = {entry.name for entry in files("verl.trainer.config").iterdir() if entry.is_dir()} | {"recipe"}
-    bad = []
+    overridden = OmegaConf.create()
     for override in overrides:
         key = override.key_or_group
         deliberate = override.is_add() or override.is_force_add() or override.is_delete()
-        if deliberate or key.startswith("hydra") or key in groups:
-            continue
-        flat = OmegaConf.create()
-        OmegaConf.update(flat, key, None, force_add=True)
-        bad.extend(checks.unknown_keys(flat, reference, skip=frozenset()))  # the recipe's task block is complete
-    if bad:
-        print(
-            f"[tinyzero] cannot start: unknown config key(s): {', '.join(bad)}. Fix the spelling; to add a key "
-            "verl does not define on purpose, prefix it with +.",
-            file=sys.stderr,
-        )
-        sys.exit(2)
+        if not (deliberate or key.startswith("hydra") or key in groups):
+            OmegaConf.update(overridden, key, None, force_add=True)
+    checks.check_unknown_keys(overridden, reference, skip=frozenset())
 
 
 def main() -> None:
-    reject_unknown_override_keys(sys.argv[1:])
+    try:
+        reject_unknown_override_keys(sys.argv[1:])
+    except CheckError as error:
+        cannot_start(error)
     _hydra_main()
 
 
