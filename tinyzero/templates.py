@@ -9,7 +9,7 @@ One home for this, used by training (verl's `custom_chat_template`) and evaluati
 
 from __future__ import annotations
 
-PROMPT_STYLES = ("base", "instruct")
+from data_gen.prompts import PROMPT_STYLES  # the styles data_gen writes prompts in
 
 # Jinja, as Hugging Face tokenizers and verl expect. No BOS/EOS, no role markers, no
 # generation prompt: the content is the whole input.

@@ -13,6 +13,8 @@ from typing import Optional
 
 from omegaconf import MISSING, OmegaConf
 
+from tinyzero.templates import PROMPT_STYLES
+
 
 class Backend(str, Enum):
     auto = "auto"  # vllm when vLLM is installed and a GPU is visible, else hf
@@ -115,8 +117,8 @@ def validate(cfg) -> None:
         errors.append(f"batch_size={cfg.batch_size}: must be at least 1")
     if cfg.dtype not in DTYPES:
         errors.append(f"dtype={cfg.dtype!r}: use one of {', '.join(DTYPES)}")
-    if cfg.prompt_style is not None and cfg.prompt_style not in ("base", "instruct"):
-        errors.append(f"prompt_style={cfg.prompt_style!r}: use base, instruct, or null (from the data)")
+    if cfg.prompt_style is not None and cfg.prompt_style not in PROMPT_STYLES:
+        errors.append(f"prompt_style={cfg.prompt_style!r}: use {', '.join(PROMPT_STYLES)}, or null (from the data)")
     if cfg.pass_k is not None:
         if not cfg.pass_k:
             errors.append("pass_k=[]: give at least one k, or null for 1, 2, 4, ... up to n")
