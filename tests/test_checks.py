@@ -1,4 +1,4 @@
-"""Each pre-launch check in tinyzero.checks, on real configs, real Ray and real model folders."""
+"""Each pre-launch check in tinyzero.train.checks and .memory, on real configs, real Ray and real model folders."""
 
 import json
 
@@ -6,9 +6,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tinyzero import checks
-from tinyzero.checks import CheckError
-from tinyzero.train import compose
+from tinyzero.recipe import compose
+from tinyzero.train import checks, memory
+from tinyzero.train.checks import CheckError
 
 
 @pytest.fixture(scope="module")
@@ -101,26 +101,26 @@ def test_batch_check_scales_with_the_hardware():
 
 def test_model_check_rejects_a_missing_local_folder(tmp_path):
     with pytest.raises(CheckError, match=r"actor_rollout_ref.model.path='.*nope': no such folder"):
-        checks.check_model(str(tmp_path / "nope"))
+        memory.check_model(str(tmp_path / "nope"))
     with pytest.raises(CheckError, match="has no config.json"):
-        checks.check_model(str(tmp_path))
+        memory.check_model(str(tmp_path))
 
 
 def test_model_shape_from_a_local_folder_counts_its_real_parameters(tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
-    shape = checks.check_model(str(tiny_model_dir))
+    shape = memory.check_model(str(tiny_model_dir))
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     assert shape.n_params == sum(p.numel() for p in model.parameters())
 
 
 def test_model_shape_of_a_hub_name_needs_no_network():
-    shape = checks.check_model("Qwen/Qwen2.5-3B-Instruct")
+    shape = memory.check_model("Qwen/Qwen2.5-3B-Instruct")
     assert shape is not None and 3.0e9 < shape.n_params < 3.2e9  # Qwen2.5-3B: 3.09B parameters
-    assert 7.5e9 < checks.check_model("Qwen/Qwen2.5-7B").n_params < 7.7e9  # untied embeddings: 7.62B
-    assert checks.check_model("someone/unknown-model") is None  # unknown: the estimate is skipped
+    assert 7.5e9 < memory.check_model("Qwen/Qwen2.5-7B").n_params < 7.7e9  # untied embeddings: 7.62B
+    assert memory.check_model("someone/unknown-model") is None  # unknown: the estimate is skipped
     with pytest.raises(CheckError, match="neither an existing folder nor a hub name"):
-        checks.check_model("not a model")
+        memory.check_model("not a model")
 
 
 # --- Memory ----------------------------------------------------------------------------------
@@ -128,18 +128,18 @@ def test_model_shape_of_a_hub_name_needs_no_network():
 
 def test_memory_check_fails_with_suggestions_when_a_7b_model_is_squeezed_onto_one_24gb_gpu():
     config = compose(["+recipe=countdown_7b", "trainer.n_gpus_per_node=1"])
-    estimate = checks.estimate_memory(config, checks.check_model(config.actor_rollout_ref.model.path), 24.0)
+    estimate = memory.estimate_memory(config, memory.check_model(config.actor_rollout_ref.model.path), 24.0)
     assert estimate.training_state_gib > 100  # 16 bytes per parameter of 7.6B, unsharded, plus the reference
     with pytest.raises(CheckError, match=r"(?s)not to fit.*gpu_memory_utilization.*optimizer_offload.*ppo_max_token_len_per_gpu.*n_gpus_per_node"):
-        checks.check_memory(estimate)
+        memory.check_memory(estimate)
 
 
 def test_memory_estimate_shrinks_with_offload_fewer_tokens_and_more_gpus(flagship):
-    shape = checks.check_model("Qwen/Qwen2.5-3B")
-    base = checks.estimate_memory(flagship, shape, 80.0)
-    offload = checks.estimate_memory(with_overrides("actor_rollout_ref.actor.fsdp_config.optimizer_offload=true"), shape, 80.0)
-    fewer_tokens = checks.estimate_memory(with_overrides("actor_rollout_ref.actor.ppo_max_token_len_per_gpu=4096"), shape, 80.0)
-    more_gpus = checks.estimate_memory(with_overrides("trainer.n_gpus_per_node=4"), shape, 80.0)
+    shape = memory.check_model("Qwen/Qwen2.5-3B")
+    base = memory.estimate_memory(flagship, shape, 80.0)
+    offload = memory.estimate_memory(with_overrides("actor_rollout_ref.actor.fsdp_config.optimizer_offload=true"), shape, 80.0)
+    fewer_tokens = memory.estimate_memory(with_overrides("actor_rollout_ref.actor.ppo_max_token_len_per_gpu=4096"), shape, 80.0)
+    more_gpus = memory.estimate_memory(with_overrides("trainer.n_gpus_per_node=4"), shape, 80.0)
     assert offload.rollout_peak_gib < base.rollout_peak_gib
     assert fewer_tokens.activations_gib < base.activations_gib
     assert more_gpus.training_state_gib == pytest.approx(base.training_state_gib / 2)

@@ -201,7 +201,7 @@ def test_recipe_names_the_test_split_training_generated(tiny_model_dir, tmp_path
     from data_gen import TASKS, write_dataset
     from tinyzero.eval.config import EvalConfigError
     from tinyzero.eval.data import recipe_test_split
-    from tinyzero.train import compose, task_data_dir
+    from tinyzero.recipe import compose, task_data_dir
 
     monkeypatch.setenv("TINYZERO_DATA_ROOT", str(tmp_path / "data"))
     with pytest.raises(EvalConfigError, match="not generated yet.*dry_run=true"):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from tinyzero import checks
-from tinyzero.train import compose, recipe_files
+from tinyzero.recipe import compose, recipe_files
+from tinyzero.train import checks, memory
 
 RECIPES = sorted(recipe_files())
 
@@ -21,11 +21,11 @@ def test_recipe_composes_and_passes_verl_validation(recipe):
     checks.check_names(config)
     summary = checks.check_batch_arithmetic(config)  # ours, then verl's validate_config
     assert "responses per step" in summary
-    shape = checks.check_model(config.actor_rollout_ref.model.path)
+    shape = memory.check_model(config.actor_rollout_ref.model.path)
     assert shape is not None, "every recipe's model is in the built-in Qwen2.5 table"
     # Sized for H200s and H100 80 GB alike.
     for gpu_gib in (139.0, 79.0):
-        checks.check_memory(checks.estimate_memory(config, shape, gpu_gib))
+        memory.check_memory(memory.estimate_memory(config, shape, gpu_gib))
 
 
 def test_flagship_values():
@@ -49,7 +49,7 @@ def test_flagship_values():
 
 def test_recipe_values_override_project_defaults_and_command_line_overrides_the_recipe():
     config = compose(["+recipe=countdown_0_5b", "trainer.test_freq=7"])
-    assert config.trainer.n_gpus_per_node == 1  # recipe over tinyzero/conf/train.yaml's 2
+    assert config.trainer.n_gpus_per_node == 1  # recipe over tinyzero/train/conf/train.yaml's 2
     assert config.trainer.test_freq == 7  # command line over both
 
 
@@ -65,7 +65,7 @@ def test_ppo_with_a_critic_is_one_key(tiny_model_dir):
     assert need_critic(config)
     assert config.critic.model.path == str(tiny_model_dir)
     checks.check_batch_arithmetic(config)
-    shape = checks.check_model(config.actor_rollout_ref.model.path)
-    with_critic = checks.estimate_memory(config, shape, 80.0)
-    without = checks.estimate_memory(compose(["+recipe=countdown_3b", f"actor_rollout_ref.model.path={tiny_model_dir}"]), shape, 80.0)
+    shape = memory.check_model(config.actor_rollout_ref.model.path)
+    with_critic = memory.estimate_memory(config, shape, 80.0)
+    without = memory.estimate_memory(compose(["+recipe=countdown_3b", f"actor_rollout_ref.model.path={tiny_model_dir}"]), shape, 80.0)
     assert with_critic.training_state_gib > without.training_state_gib

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from tinyzero.train import apply_prompt_style, compose, prepare_data, task_data_dir
+from tinyzero.recipe import compose, task_data_dir
+from tinyzero.train.app import apply_prompt_style, prepare_data
 
 SMALL = ["task.train_size=32", "task.test_size=8", "data.train_batch_size=8", "actor_rollout_ref.actor.ppo_mini_batch_size=4"]
 
@@ -104,7 +105,7 @@ def test_a_changed_generator_knob_gets_its_own_data_folder(tmp_path):
 
 
 def test_bad_generator_knobs_are_named_before_any_data_is_written(tmp_path):
-    from tinyzero.checks import CheckError
+    from tinyzero.train.checks import CheckError
 
     with pytest.raises(CheckError, match=r"task: .*bogus.*takes: name, train_size"):
         task_data_dir(compose(["+recipe=countdown_3b", f"data_root={tmp_path}", "+task.bogus=1"]))
@@ -209,7 +210,7 @@ def test_dry_run_attaches_to_a_running_ray_cluster_and_counts_its_gpus(tmp_path,
     command attaches to it by address as it would to a head node started with `ray start --head`."""
     import ray
 
-    from tinyzero import checks
+    from tinyzero.train import checks
 
     ray.init(num_gpus=2, num_cpus=1, include_dashboard=False, logging_level="ERROR")
     try:
@@ -243,7 +244,7 @@ def clean_environment(monkeypatch, tmp_path):
 
 
 def test_wandb_with_credentials_stays_online(clean_environment, tmp_path):
-    from tinyzero.train import configure_logging
+    from tinyzero.train.app import configure_logging
 
     clean_environment["WANDB_API_KEY"] = "x" * 40
     config = compose(["+recipe=countdown_3b", f"trainer.default_local_dir={tmp_path}/ckpt"])
@@ -256,7 +257,7 @@ def test_wandb_with_credentials_stays_online(clean_environment, tmp_path):
 
 
 def test_tensorboard_is_one_override(clean_environment, tmp_path):
-    from tinyzero.train import configure_logging
+    from tinyzero.train.app import configure_logging
 
     config = compose(["+recipe=countdown_3b", "trainer.logger=[console,tensorboard]", f"trainer.default_local_dir={tmp_path}/ckpt"])
     notes = configure_logging(config)

@@ -42,21 +42,13 @@ def difficulty_label(data_source: str, ground_truth) -> str:
 def recipe_test_split(recipe: str) -> Path:
     """The test split training generates for a recipe: DATA_ROOT/<task>-<hash>/test.parquet, as
     `python -m tinyzero.train +recipe=NAME` composes and names it (TINYZERO_DATA_ROOT honoured)."""
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.initialize import get_gh_backup, restore_gh_from_backup
+    from tinyzero.recipe import CheckError, recipe_config, task_data_dir
 
-    from tinyzero.train import compose, recipe_files, task_data_dir
-
-    if recipe not in recipe_files():
-        raise EvalConfigError(f"recipe={recipe!r} is not a recipe; use one of {', '.join(sorted(recipe_files()))}")
-    # Composing train's config needs Hydra's global state, which this Hydra app already holds:
-    # set it aside for the composition and put it back.
-    backup = get_gh_backup()
-    GlobalHydra.instance().clear()
+    # tinyzero's layer of the recipe (no Hydra): eval runs inside its own Hydra app.
     try:
-        folder, _ = task_data_dir(compose([f"+recipe={recipe}"]))
-    finally:
-        restore_gh_from_backup(backup)
+        folder, _ = task_data_dir(recipe_config(recipe))
+    except CheckError as error:
+        raise EvalConfigError(str(error)) from None
     path = folder / "test.parquet"
     if not path.is_file():
         raise EvalConfigError(

@@ -1,9 +1,9 @@
 """`python -m tinyzero.train +recipe=countdown_3b`: an R1-Zero run on verl, checked before it starts.
 
 The story of a launch, top to bottom:
-1. Hydra composes verl 0.9.1's own `ppo_trainer`, tinyzero's defaults (tinyzero/conf/train.yaml),
-   one recipe (recipes/NAME.yaml) and the command line.
-2. The checks (tinyzero.checks) catch unknown keys, misspelt names (algorithm, rollout engine,
+1. Hydra composes verl 0.9.1's own `ppo_trainer`, tinyzero's defaults (tinyzero/train/conf/train.yaml),
+   one recipe (recipes/NAME.yaml, found by tinyzero.recipe) and the command line.
+2. The checks (tinyzero.train.checks, .memory) catch unknown keys, misspelt names (algorithm, rollout engine,
    logger), a bad model path, batch sizes that do not divide, too few GPUs and a run that cannot
    fit in memory, each naming the key to change.
 3. The task's parquet files are generated when missing, under a folder keyed by the task config.
@@ -14,97 +14,28 @@ The story of a launch, top to bottom:
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import netrc
 import os
 import sys
 from importlib.resources import files
-from pathlib import Path
 from typing import NoReturn
 
 import hydra
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from tinyzero import checks
-from tinyzero.checks import CheckError
+from tinyzero.recipe import (
+    PRIMARY_CONFIG,
+    CheckError,
+    absolute,
+    recipe_files,
+    register_configs,
+    task_data_dir,
+    with_task_defaults,
+)
 from tinyzero.templates import chat_template_for
-
-PRIMARY_CONFIG = "tinyzero_train"
-
-
-def recipe_files() -> dict[str, Path]:
-    """Recipe name -> YAML file, from the installed `tinyzero.recipes` package (the top-level recipes/ folder)."""
-    folder = files("tinyzero.recipes")
-    return {Path(entry.name).stem: Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".yaml")}
-
-
-def register_configs() -> None:
-    """Hydra finds the primary config and the `recipe` group in its ConfigStore: this works the same
-    from a source checkout and an installed wheel, with recipes/ kept at the top of the repository."""
-    store = ConfigStore.instance()
-    store.store(name=PRIMARY_CONFIG, node=OmegaConf.load(files("tinyzero").joinpath("conf/train.yaml")))
-    for name, path in recipe_files().items():
-        store.store(group="recipe", name=name, node=with_task_defaults(OmegaConf.load(path)), package="_global_")
-
-
-def with_task_defaults(config: DictConfig) -> DictConfig:
-    """The config with its task block completed from the data_gen config's defaults, so every generator
-    field shows in `--cfg job` and takes a plain override (task.train_size=1000) while data_gen stays
-    the one home of their default values."""
-    import data_gen
-
-    task = config.get("task")
-    if task is not None and task.get("name") in data_gen.TASKS:
-        defaults = dataclasses.asdict(data_gen.TASKS[task.name]())
-        config.task = OmegaConf.merge({"name": task.name, **defaults}, task)
-    return config
-
-
-register_configs()
-
-
-def compose(overrides: list[str]) -> DictConfig:
-    """The config `python -m tinyzero.train OVERRIDES...` would run with (for tests and notebooks)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize
-
-    with initialize(config_path=None, version_base=None):
-        return hydra_compose(PRIMARY_CONFIG, overrides=overrides)
-
+from tinyzero.train import checks, memory
 
 # --- Data ------------------------------------------------------------------------------------
-
-
-def task_config(config: DictConfig):
-    """The data_gen config dataclass the recipe's `task` block describes, validated."""
-    import data_gen
-
-    knobs = OmegaConf.to_container(config.task, resolve=True)
-    name = knobs.pop("name")
-    if name not in data_gen.TASKS:
-        raise CheckError(f"task.name={name!r} is not a data_gen task; use one of {', '.join(sorted(data_gen.TASKS))}")
-    config_class = data_gen.TASKS[name]
-    try:
-        generator = config_class(**knobs)
-    except TypeError as error:
-        fields = ", ".join(field.name for field in dataclasses.fields(config_class))
-        raise CheckError(f"task: {error}; {config_class.__name__} takes: name, {fields}") from error
-    try:
-        generator.validate()
-    except ValueError as error:
-        raise CheckError(f"task ({name}): {error}") from error
-    return name, generator
-
-
-def task_data_dir(config: DictConfig) -> tuple[Path, object]:
-    """DATA_ROOT/<task>-<hash>: the hash covers every generator field, so a changed knob gets new files."""
-    name, generator = task_config(config)
-    fingerprint = json.dumps({"task": name, **dataclasses.asdict(generator)}, sort_keys=True, default=str)
-    digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:12]
-    return absolute(config.data_root) / f"{name}-{digest}", generator
 
 
 def prepare_data(config: DictConfig) -> list[str]:
@@ -136,11 +67,6 @@ def prepare_data(config: DictConfig) -> list[str]:
 
 
 # --- Operations ------------------------------------------------------------------------------
-
-
-def absolute(path) -> Path:
-    """A path from the config, ~ expanded and absolute: Ray workers do not run in the launcher's folder."""
-    return Path(os.path.expanduser(str(path))).resolve()
 
 
 def wandb_has_credentials() -> bool:
@@ -217,7 +143,7 @@ def training_steps(config: DictConfig, rows: int) -> int:
 
 
 def plan_lines(
-    config: DictConfig, inventory: checks.GpuInventory, estimate: checks.MemoryEstimate | None, rows: int
+    config: DictConfig, inventory: checks.GpuInventory, estimate: memory.MemoryEstimate | None, rows: int
 ) -> list[str]:
     responses = int(config.data.train_batch_size) * int(config.actor_rollout_ref.rollout.n)
     sequence = checks.max_sequence_length(config)
@@ -246,7 +172,7 @@ def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
     """Run every check (and data generation) in order of cost; return the plan's lines."""
     checks.check_unknown_keys(config, checks.reference_config())
     checks.check_names(config)
-    shape = checks.check_model(str(config.actor_rollout_ref.model.path))
+    shape = memory.check_model(str(config.actor_rollout_ref.model.path))
     batch = checks.check_batch_arithmetic(config)
     address = ray_address(config)
     inventory = checks.count_gpus(address)
@@ -258,11 +184,11 @@ def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
         gpus = f"WOULD FAIL without dry_run: {error}"
     gpu_gib = config.gpu_memory_gib or inventory.memory_gib
     gpu_source = "" if gpu_gib else " (no GPU memory read here: an H200 assumed; set gpu_memory_gib=N for others)"
-    estimate = checks.estimate_memory(config, shape, float(gpu_gib or checks.DEFAULT_GPU_MEMORY_GIB)) if shape else None
-    memory = "skipped: the model's shape is unknown (not local, not cached, not in the Qwen2.5 table)"
+    estimate = memory.estimate_memory(config, shape, float(gpu_gib or memory.DEFAULT_GPU_MEMORY_GIB)) if shape else None
+    fit = "skipped: the model's shape is unknown (not local, not cached, not in the Qwen2.5 table)"
     if estimate:
-        checks.check_memory(estimate)
-        memory = f"fits in {estimate.gpu_gib:.0f} GiB per GPU{gpu_source}"
+        memory.check_memory(estimate)
+        fit = f"fits in {estimate.gpu_gib:.0f} GiB per GPU{gpu_source}"
     apply_prompt_style(config)
     data_notes = prepare_data(config)
     rows = train_rows(config)
@@ -272,7 +198,7 @@ def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
     if address:
         with open_dict(config):  # verl's run_ppo then connects to the cluster with its runtime environment
             config.ray_kwargs.ray_init.address = address
-    checks_report = [f"check: batch   {batch}", f"check: GPUs    {gpus}", f"check: memory  {memory}"]
+    checks_report = [f"check: batch   {batch}", f"check: GPUs    {gpus}", f"check: memory  {fit}"]
     checks_report += [f"check: data    {note}" for note in data_notes]
     return plan_lines(config, inventory, estimate, rows) + checks_report + logging_notes
 
@@ -338,12 +264,9 @@ def reject_unknown_override_keys(arguments: list[str]) -> None:
 
 
 def main() -> None:
+    register_configs()  # when the app starts, not on import
     try:
         reject_unknown_override_keys(sys.argv[1:])
     except CheckError as error:
         cannot_start(error)
     _hydra_main()
-
-
-if __name__ == "__main__":
-    main()
