@@ -198,10 +198,31 @@ def test_division_by_zero_is_wrong():
 
 
 def test_answer_over_the_length_cap_is_wrong_without_parsing():
-    padded = "55 + 36 - 19 - 7" + " " * (MAX_ANSWER_CHARS - 16)
-    assert countdown(padded).correct  # exactly at the cap: parsed
-    result = countdown(padded + " ")
+    at_cap = "55 + 36 - 19 - 7" + " " * (MAX_ANSWER_CHARS - 17) + "+"  # 1,000 characters of content
+    assert countdown(at_cap).reason == "expression ends without a number"  # parsed
+    result = countdown(at_cap + "0")  # 1,001
     assert (result.score, result.correct) == (0.1, False) and "longer than" in result.reason
+
+
+def test_white_space_around_the_answer_does_not_count_to_the_cap():
+    for space in (" ", "\n", "\t\r\n"):
+        padding = space * MAX_ANSWER_CHARS
+        assert countdown(padding + "55 + 36 - 19 - 7" + padding).correct, repr(space)
+        assert score_multiply(f"<answer>{padding}56088{padding}</answer>", 56088).correct
+    inside = "55 + 36" + " " * MAX_ANSWER_CHARS + "- 19 - 7"  # white space inside the answer counts
+    assert "longer than" in countdown(inside).reason
+    # Only ASCII white space is padding, as in the grammar: an ideographic space is content.
+    assert "longer than" in countdown("\u3000" * MAX_ANSWER_CHARS + "55 + 36 - 19 - 7").reason
+
+
+@pytest.mark.parametrize("answer", ["07 + 36 - 19 - 55", "(055 + 36) - 19 - 7", "55 + 36 - 19 - 007"])
+def test_countdown_literals_with_leading_zeros_are_wrong(answer):
+    # As in the classic eval-based scorer and reasoning-gym: `07` is not how 7 is written.
+    result = score_countdown(f"<answer>{answer}</answer>", 65, [19, 36, 55, 7])
+    assert (result.score, result.correct) == (0.1, False) and "leading zero" in result.reason
+    assert score_countdown("<answer>0 + 7</answer>", 7, [0, 7]).correct  # 0 itself is a literal
+    assert not score_countdown("<answer>00 + 7</answer>", 7, [0, 7]).correct
+    assert evaluate_expression("07 * 3") is None and evaluate_expression("0 * 3") == (0, [0, 3])
 
 
 # --- evaluate_expression (used by the aha analysis) ---
@@ -221,6 +242,8 @@ def test_evaluate_expression():
 # --- multiplication ---
 
 
+# Leading zeros are accepted in a product (`056088`): unlike a Countdown literal, which must be
+# one of the given numbers as written, a product has one value however it is padded.
 @pytest.mark.parametrize("answer", ["56088", " 56088 ", "\n56088\n", "56,088", "056088"])
 def test_correct_products(answer):
     assert score_multiply(f"<answer>{answer}</answer>", 56088).correct
@@ -418,6 +441,11 @@ def test_trl_adapter_errors_name_the_problem():
         countdown_reward(completions=["x"], target=[1])
     with pytest.raises(ValueError, match="'target' has 2 items but there are 1"):
         countdown_reward(completions=["x"], target=[1, 2], numbers=[[1]])
+    # A mixed-task dataset has nulls in the other task's columns: the fix is task_reward.
+    with pytest.raises(ValueError, match="row 1 of the batch has no 'target'.*use task_reward"):
+        countdown_reward(completions=["x", "y"], target=[1, None], numbers=[[1], None])
+    with pytest.raises(ValueError, match="row 0 of the batch has no 'product'.*use task_reward"):
+        multiply_reward(completions=["x"], product=[None])
     with pytest.raises(TypeError, match="string or a list"):
         completion_text(3)
     # Messages other than the assistant's (a tool's output, say) are not the model's answer.

@@ -6,9 +6,13 @@ from typing import NamedTuple
 
 ANSWER_OPEN = "<answer>"
 ANSWER_CLOSE = "</answer>"
+# The reasoning tags the prompts ask for (the reward does not read them; prompts, eval's budget
+# forcing and the aha analysis do): one home beside the answer tags.
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
 
-# An answer longer than this is wrong without being parsed: real answers are a few dozen
-# characters, and the cap bounds the work any single response can cost.
+# An answer longer than this (white space around it not counted) is wrong without being parsed:
+# real answers are a few dozen characters, and the cap bounds the work any response can cost.
 MAX_ANSWER_CHARS = 1000
 
 # White space the grammars accept: ASCII only, like the digits.
@@ -63,7 +67,8 @@ TOO_LONG = f"answer longer than {MAX_ANSWER_CHARS} characters, not parsed"
 def judge_response(response, judge_answer, *args):
     """(has_answer, reason): reason is None when the answer is correct, else why not (`explain`).
 
-    `judge_answer(answer_text, *args)` is the task's rule; it sees at most MAX_ANSWER_CHARS.
+    `judge_answer(answer_text, *args)` is the task's rule; it sees at most MAX_ANSWER_CHARS, not
+    counting the ASCII white space around the answer (models pad answers with newlines).
     """
     if not isinstance(response, str):
         return False, NO_ANSWER
@@ -71,9 +76,12 @@ def judge_response(response, judge_answer, *args):
     if span is None:
         return False, NO_ANSWER
     start, end = span
-    if end - start > MAX_ANSWER_CHARS:
+    if end - start <= MAX_ANSWER_CHARS:  # the common case: no copy beyond the answer itself
+        return True, judge_answer(response[start:end], *args)
+    answer = response[start:end].strip(ASCII_SPACE)
+    if len(answer) > MAX_ANSWER_CHARS:
         return True, TOO_LONG
-    return True, judge_answer(response[start:end], *args)
+    return True, judge_answer(answer, *args)
 
 
 def explain(reason) -> str:

@@ -64,6 +64,10 @@ def _evaluate(expression: str, max_literals: int):
         if expect_operand:
             # Tokens hold only grammar characters, and ASCII puts the digits after ( ) * + - /
             if token >= "0":
+                # `07` is not how the number 7 is written: the classic eval-based scorer and
+                # reasoning-gym reject it too (Python's grammar has no leading zeros).
+                if token[0] == "0" and len(token) > 1:
+                    return None, ("the literal {!r} has a leading zero", token[:40])
                 try:
                     value_n = int(token)
                 except ValueError:  # more digits than int() accepts (4,300)
@@ -132,8 +136,9 @@ class _Ratio:
 def evaluate_expression(text: str, max_chars: int = MAX_ANSWER_CHARS) -> tuple[Fraction, list[int]] | None:
     """Exact value and literals (in order) of a Countdown expression, or None if it is not one.
 
-    Grammar: ASCII integer literals, binary + - * / (× ÷ accepted), parentheses, white space.
-    Division by zero, unary signs, `**`, decimals and anything longer than `max_chars` give None.
+    Grammar: ASCII integer literals without leading zeros (`0` itself is one), binary + - * /
+    (× ÷ accepted), parentheses, white space. Division by zero, unary signs, `**`, decimals,
+    `07` and anything longer than `max_chars` give None.
     Never raises on a string.
     """
     if not isinstance(text, str) or len(text) > max_chars:

@@ -8,7 +8,9 @@ and every other dataset column as a list with one item per completion. It wants 
     from tinyzero.rewards.trl import countdown_reward   # dataset columns: target, numbers
     trainer = GRPOTrainer(model=..., reward_funcs=countdown_reward, train_dataset=dataset)
 
-`task_reward` reads datasets written by `python -m data_gen` (columns `data_source`, `reward_model`).
+`task_reward` reads datasets written by `python -m data_gen` (columns `data_source`, `reward_model`),
+any task per row. `tinyzero.trl_data.prepare_for_trl` loads those files (tasks mixed) and gives
+the tokenizer that shows base prompts to the model unchanged; this module needs neither.
 """
 
 from __future__ import annotations
@@ -49,6 +51,18 @@ def _columns_match(completions, **columns) -> None:
             )
 
 
+def _rows_have(task: str, completions, **columns) -> None:
+    """Every row carries this task's ground truth: a mixed dataset has nulls in the other task's columns."""
+    _columns_match(completions, **columns)
+    for name, column in columns.items():
+        for row, value in enumerate(column):
+            if value is None:
+                raise ValueError(
+                    f"row {row} of the batch has no {name!r} (a row of another task?): "
+                    f"{task}_reward scores {task} rows only; for a dataset mixing tasks use task_reward"
+                )
+
+
 def _scores(data_sources, completions, ground_truths, score_levels) -> list[float]:
     return [
         compute_score(source, completion_text(completion), truth, **score_levels)["score"]
@@ -68,7 +82,7 @@ def countdown_reward(
     **kwargs,
 ) -> list[float]:
     """Countdown reward for datasets with `target` and `numbers` columns."""
-    _columns_match(completions, target=target, numbers=numbers)
+    _rows_have("countdown", completions, target=target, numbers=numbers)
     truths = [{"target": t, "numbers": n} for t, n in zip(target, numbers)]
     levels = dict(
         allow_unused_numbers=allow_unused_numbers,
@@ -89,7 +103,7 @@ def multiply_reward(
     **kwargs,
 ) -> list[float]:
     """Multiplication reward for datasets with a `product` column."""
-    _columns_match(completions, product=product)
+    _rows_have("multiply", completions, product=product)
     levels = dict(no_answer_score=no_answer_score, format_score=format_score, correct_score=correct_score)
     return _scores(["multiply"] * len(completions), completions, product, levels)
 
