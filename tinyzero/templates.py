@@ -11,9 +11,14 @@ from __future__ import annotations
 
 from data_gen.prompts import PROMPT_STYLES  # the styles data_gen writes prompts in
 
-# Jinja, as Hugging Face tokenizers and verl expect. No BOS/EOS, no role markers, no
-# generation prompt: the content is the whole input.
-BASE_CHAT_TEMPLATE = "{%- for message in messages -%}{{ message['content'] }}{%- endfor -%}"
+# Jinja, as Hugging Face tokenizers and verl expect. No BOS, no role markers, no generation
+# prompt: the content is the whole input. An assistant message (a supervised trace, data_gen.traces)
+# ends with the tokenizer's EOS, where RL generation stops: priming teaches the model to stop after
+# </answer>. Prompts have no assistant message, so RL and eval see the content alone.
+BASE_CHAT_TEMPLATE = (
+    "{%- for message in messages -%}{{ message['content'] }}"
+    "{%- if message['role'] == 'assistant' -%}{{ eos_token }}{%- endif -%}{%- endfor -%}"
+)
 
 
 def chat_template_for(prompt_style: str) -> str | None:

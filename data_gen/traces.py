@@ -1,0 +1,448 @@
+"""Supervised reasoning traces for priming a model before RL (s1; Gandhi et al., 2025).
+
+A trace is one worked answer to one task problem, in the row's own prompt style: the reasoning that
+a `<think>` tag opens, then `</think>` and `<answer> ANSWER </answer>`. Two styles:
+
+- `direct`: only the solution's steps (Countdown: the merges that reach the target; multiplication:
+  the partial products and their sum). No reflection at all: no check, no move back.
+- `search`: real failed attempts with their true values, a check that rejects each one, a move back
+  (Countdown: to an earlier point of the search; multiplication: to the start), the solution, and a
+  verification that recomputes it (Countdown: the answer's steps again; multiplication: the product
+  split the other way).
+
+Every number a trace states is true: values are exact integers (Countdown traces only use merges
+whose value is a non-negative integer; a problem without such a solution is skipped and counted).
+Which behaviours each style shows is part of the contract and tested against tinyzero.aha's
+detectors: `search` shows verification, backtracking and self-correction, `direct` none of them,
+so `search_fraction` sets how much reflection the primed model has seen.
+
+The problems come from the task generator with the RL data's own config and seed: they are the
+problems drawn after its test split (`generate_problems(replace(data, train_size=size))["train"]`),
+and data_gen never repeats a problem across splits, so no trace is an RL test problem. When
+`size` is at most the RL train size they are the first `size` RL training problems.
+
+Rows are in the schema of verl 0.9.1's SFT trainer (`verl.utils.dataset.multiturn_sft_dataset.
+MultiTurnSFTDataset`, its `data.messages_key` defaults to `messages`): a `messages` list of
+{role, content}, the prompt's messages exactly as the RL row has them plus one assistant message
+holding the trace. Prompt plus trace is therefore what RL sees: the prompt, then a response. verl
+tokenizes each message on its own and checks that this equals tokenizing the whole conversation, so
+a base-style trace starts with a space (no merge across the prompt's closing `<think>`).
+The RL row's `data_source` and `reward_model` columns come along, so any trace can be re-scored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from data_gen.config import check_integers, field_help
+from data_gen.countdown import CountdownConfig
+from data_gen.dataset import generate_problems
+from data_gen.multiply import MultiplyConfig
+from data_gen.solver import join_expression
+
+__all__ = ["STYLES", "TRACES_FILE", "TRACES_INFO_FILE", "TracesConfig", "countdown_trace", "make_traces", "multiply_trace", "write_traces"]
+
+STYLES = ("direct", "search")
+TRACES_FILE = "traces.parquet"
+TRACES_INFO_FILE = "traces_info.json"
+
+# A failed attempt is the nearest miss among _ATTEMPTS_COMPARED random ways to finish; draws that
+# reach the target are discarded, and after _ATTEMPT_DRAWS draws the trace makes do with fewer.
+_ATTEMPT_DRAWS = 50
+_ATTEMPTS_COMPARED = 8
+# The search for a solution with integer steps gives up after this many merges (a 6-number
+# problem whose only solutions go through fractions); the problem is then skipped.
+_SOLUTION_SEARCH_BUDGET = 200_000
+
+
+@dataclass
+class TracesConfig:
+    """Supervised traces for the problems of one task's RL data config (`data`)."""
+
+    # The RL data these traces go with: its task, its difficulty knobs (numbers, ranges, digits),
+    # its prompt style, its seed and its test split, which the traces avoid.
+    data: CountdownConfig | MultiplyConfig = field(default_factory=CountdownConfig, metadata=field_help("the task's generator config"))
+    # s1 primes with about 1,000 curated traces.
+    size: int = field(default=1_000, metadata=field_help("number of traces"))
+    # Half and half: the primed model has seen both answering at once and searching, so RL can
+    # reward whichever pays on each problem (Gandhi et al.: the behaviours must be there to grow).
+    search_fraction: float = field(default=0.5, metadata=field_help("share of traces in the search style (the rest are direct), 0 to 1"))
+    # Up to two dead ends keeps a search trace within a few hundred tokens.
+    max_failed_attempts: int = field(default=2, metadata=field_help("most failed attempts in a search trace (each draws 1 to this many)"))
+
+    @property
+    def task(self) -> str:
+        return self.data.task
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad field, with its value and what to do instead."""
+        if not isinstance(self.data, (CountdownConfig, MultiplyConfig)):
+            raise ValueError(f"data must be a CountdownConfig or MultiplyConfig, got {self.data!r}")
+        check_integers(self, ("size", "max_failed_attempts"))
+        if self.size < 1:
+            raise ValueError(f"size must be at least 1, got {self.size}")
+        if isinstance(self.search_fraction, bool) or not isinstance(self.search_fraction, (int, float)) or not 0 <= self.search_fraction <= 1:
+            raise ValueError(f"search_fraction must be a number from 0 to 1 (the share of search traces), got {self.search_fraction!r}")
+        if not 1 <= self.max_failed_attempts <= 5:
+            raise ValueError(f"max_failed_attempts must be between 1 and 5, got {self.max_failed_attempts}")
+        try:
+            self.problem_config().check_capacity()
+        except ValueError as error:
+            raise ValueError(f"data: {error} (for traces, train_size is the trace count: size={self.size})") from None
+
+    def problem_config(self):
+        """The RL data config with room for the traces right after its test split."""
+        return dataclasses.replace(self.data, train_size=self.size)
+
+    def search_count(self) -> int:
+        return round(self.size * self.search_fraction)
+
+
+# -- wording shared by both tasks ---------------------------------------------------------------
+
+def _listing(values) -> str:
+    """19, 36, 55 and 7."""
+    values = [str(v) for v in values]
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]
+
+
+def _response(body: str, answer: str, prompt_style: str) -> str:
+    """The assistant's text: a base prompt already opened <think>, an instruct prompt did not."""
+    think = body if prompt_style == "base" else "<think>" + body
+    return f"{think}\n</think>\n<answer> {answer} </answer>"
+
+
+# -- Countdown ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Merge:
+    """One step of a Countdown attempt: two current values become one (`left op right = value`)."""
+
+    left: int
+    op: str
+    right: int
+    value: int
+
+    def __str__(self) -> str:
+        return f"{self.left} {self.op} {self.right} = {self.value}"
+
+
+def _merges(values: list[int]) -> list[tuple[int, int, _Merge]]:
+    """Every merge of two of the values (by position) whose value is a non-negative integer."""
+    found = []
+    for i in range(len(values)):
+        for j in range(len(values)):
+            if i == j:
+                continue
+            x, y = values[i], values[j]
+            if i < j:
+                found.append((i, j, _Merge(x, "+", y, x + y)))
+                found.append((i, j, _Merge(x, "*", y, x * y)))
+            if x >= y:
+                found.append((i, j, _Merge(x, "-", y, x - y)))
+            if y and x % y == 0:
+                found.append((i, j, _Merge(x, "/", y, x // y)))
+    return found
+
+
+def _apply(state: list[tuple[int, tuple[str, int]]], i: int, j: int, merge: _Merge):
+    """The state after a merge: the two values replaced by the result (with its expression text)."""
+    rest = [item for k, item in enumerate(state) if k not in (i, j)]
+    return rest + [(merge.value, join_expression(state[i][1], merge.op, state[j][1]))]
+
+
+def _start_state(numbers) -> list[tuple[int, tuple[str, int]]]:
+    return [(n, (str(n), 3)) for n in numbers]  # 3: an atom, never parenthesised
+
+
+def _solution_merges(numbers, target: int, rng: random.Random) -> tuple[list[_Merge], str] | None:
+    """Merges with integer values from the numbers to the target, and the answer expression, or None.
+
+    Depth-first over merges in random order, remembering value multisets that cannot reach the
+    target; None when every solution goes through a fraction or a negative value (or the budget
+    runs out).
+    """
+    dead: set[tuple[int, ...]] = set()
+    budget = [_SOLUTION_SEARCH_BUDGET]
+
+    def search(state):
+        values = [v for v, _ in state]
+        if len(state) == 1:
+            return [] if values[0] == target else None
+        key = tuple(sorted(values))
+        if key in dead:
+            return None
+        options = _merges(values)
+        rng.shuffle(options)
+        for i, j, merge in options:
+            budget[0] -= 1
+            if budget[0] < 0:
+                return None
+            rest = search(_apply(state, i, j, merge))
+            if rest is not None:
+                return [(i, j, merge), *rest]
+        dead.add(key)
+        return None
+
+    path = search(_start_state(numbers))
+    if path is None:
+        return None
+    state = _start_state(numbers)
+    for i, j, merge in path:
+        state = _apply(state, i, j, merge)
+    return [merge for _, _, merge in path], state[0][1][0]
+
+
+def _failed_attempt(state, target: int, rng: random.Random, avoid: set) -> list[_Merge] | None:
+    """Merges from `state` to a single value that is not the target (and not in `avoid`).
+
+    A searcher aims at the target: of a few random ways to finish, the one that ends nearest the
+    target is the attempt (near misses, as in "64, not 65", rather than wild values).
+    """
+    candidates = []
+    for _ in range(_ATTEMPT_DRAWS):
+        current, merges = state, []
+        while len(current) > 1:
+            i, j, merge = rng.choice(_merges([v for v, _ in current]))
+            current = _apply(current, i, j, merge)
+            merges.append(merge)
+        if current[0][0] != target and tuple(merges) not in avoid:
+            candidates.append(merges)
+            if len(candidates) == _ATTEMPTS_COMPARED:
+                break
+    return min(candidates, key=lambda merges: abs(merges[-1].value - target), default=None)
+
+
+def countdown_trace(numbers, target: int, style: str, prompt_style: str, rng: random.Random,
+                    max_failed_attempts: int = 2) -> tuple[str, str, int] | None:
+    """(response, answer expression, failed attempts shown) for one problem, or None when the
+    problem has no solution whose steps are all non-negative integers."""
+    numbers = list(numbers)
+    solved = _solution_merges(numbers, target, rng)
+    if solved is None:
+        return None
+    solution, answer = solved
+    opening = f" I need to reach {target} with {_listing(numbers)}, each used once."
+    if style == "direct":
+        body = f"{opening}\n{'. '.join(map(str, solution))}. That reaches {target}."
+        return _response(body, answer, prompt_style), answer, 0
+
+    # search: attempt k keeps the first `kept[k]` merges of the solution and then goes astray;
+    # each move back returns to a point the text has already reached (kept never grows), and the
+    # last one continues from there with the rest of the solution.
+    lines, tried = [opening], set()
+    kept = rng.randint(0, len(solution) - 1)
+    shown_from = 0  # solution merges before this are already in the text
+    for _ in range(rng.randint(1, max_failed_attempts)):
+        state = _start_state(numbers)
+        for merge in solution[:kept]:
+            state = _apply(state, *_position(state, merge), merge)
+        attempt = _failed_attempt(state, target, rng, tried)
+        if attempt is None:
+            break
+        tried.add(tuple(attempt))
+        merges = solution[shown_from:kept] + attempt
+        value = attempt[-1].value
+        lines.append(f"Try {', '.join(map(str, merges))}.")
+        lines.append(f"{value}, not {target}: too {'big' if value > target else 'small'}.")
+        kept = rng.randint(0, kept)
+        shown_from = kept
+        if kept:
+            back_to = [v for v, _ in _state_after(numbers, solution[:kept])]
+            lines.append(f"That doesn't work. Back to {_listing(back_to)}: let me try something else.")
+        else:
+            lines.append("That doesn't work. Back to the start: let me try a different combination.")
+    failed = len(tried)
+    if not failed:  # every way astray reached the target after all: no search to show
+        return None
+    lines.append(f"Try {', '.join(map(str, solution[shown_from:]))}. That reaches {target}.")
+    lines.append(f"Let me verify {answer}: {', '.join(map(str, solution))}. It uses {_listing(numbers)} once each.")
+    return _response("\n".join(lines), answer, prompt_style), answer, failed
+
+
+def _position(state, merge: _Merge) -> tuple[int, int]:
+    """Positions of a merge's operands in a state (the first matching values)."""
+    values = [v for v, _ in state]
+    i = values.index(merge.left)
+    j = next(k for k, v in enumerate(values) if v == merge.right and k != i)
+    return i, j
+
+
+def _state_after(numbers, merges: list[_Merge]):
+    state = _start_state(numbers)
+    for merge in merges:
+        state = _apply(state, *_position(state, merge), merge)
+    return state
+
+
+# -- multiplication -------------------------------------------------------------------------------
+
+def _place_parts(n: int) -> list[int]:
+    """29 -> [20, 9], 307 -> [300, 7]: the nonzero digits with their place values."""
+    digits = str(n)
+    return [int(d) * 10 ** (len(digits) - 1 - k) for k, d in enumerate(digits) if d != "0"] or [0]
+
+
+def _products_line(a: int, parts: list[int], left: bool = False) -> tuple[str, int]:
+    """'347 * 20 = 6940, 347 * 9 = 3123, 6940 + 3123 = 10063' and the sum (parts * a when left)."""
+    products = [p * a for p in parts]
+    steps = [f"{p} * {a} = {p * a}" if left else f"{a} * {p} = {p * a}" for p in parts]
+    if len(parts) > 1:
+        steps.append(f"{' + '.join(map(str, products))} = {sum(products)}")
+    return ", ".join(steps), sum(products)
+
+
+def _leading_bounds(n: int) -> tuple[int, int]:
+    """347 -> (300, 400): the leading digit's place value, rounded down and up."""
+    unit = 10 ** (len(str(n)) - 1)
+    low = n // unit * unit
+    return low, low + unit
+
+
+def _multiply_failures(a: int, b: int) -> list[tuple[str, str, int]]:
+    """(attempt text, diagnosis, value) of plausible wrong methods, every number in them true."""
+    parts = _place_parts(b)
+    failures = []
+    # The leading partial product one place too far: always far above the bound (> 5.5 x the product).
+    shifted = [parts[0] * 10, *parts[1:]]
+    line, value = _products_line(a, shifted)
+    lead_digit = str(parts[0])[0]
+    failures.append((line, f"I moved the {lead_digit} of {b} one place too far: it stands for {parts[0]}.", value))
+    if b >= 10:
+        digits = [int(d) for d in str(b) if d != "0"]
+        if len(digits) > 1:
+            line, value = _products_line(a, digits)
+            failures.append((line, f"I dropped the place values: the digits of {b} stand for {' + '.join(map(str, parts))}.", value))
+        reversed_b = int(str(b)[::-1])
+        if str(b)[-1] != "0" and reversed_b != b:
+            line, value = _products_line(a, _place_parts(reversed_b))
+            failures.append((f"reading {b} as {reversed_b}: {line}", f"I read {b} backwards.", value))
+    return failures
+
+
+def multiply_trace(a: int, b: int, style: str, prompt_style: str, rng: random.Random,
+                   max_failed_attempts: int = 2) -> tuple[str, str, int]:
+    """(response, answer, failed attempts shown) for a * b: partial products of b's place values."""
+    product = a * b
+    parts = _place_parts(b)
+    solution, total = _products_line(a, parts)
+    assert total == product
+    if len(parts) > 1:
+        working = f"Split {b} into {' + '.join(map(str, parts))}: {solution}."
+    else:
+        working = f"{solution}."
+    opening = f" I need the product of {a} and {b}."  # not "a * b": that would read as computing it twice
+    if style == "direct":
+        return _response(f"{opening}\n{working}", str(product), prompt_style), str(product), 0
+
+    (low_a, high_a), (low_b, high_b) = _leading_bounds(a), _leading_bounds(b)
+    low, high = low_a * low_b, high_a * high_b
+    lines = [
+        opening,
+        f"First a size check: {a} is between {low_a} and {high_a}, and {b} is between {low_b} and {high_b}, "
+        f"so the product is between {low_a} * {low_b} = {low} and {high_a} * {high_b} = {high}.",
+    ]
+    # Only failures the size check really rejects are shown (the shifted one always is).
+    failures = [f for f in _multiply_failures(a, b) if not low <= f[2] <= high]
+    rng.shuffle(failures)
+    shown = failures[: rng.randint(1, max_failed_attempts)]
+    for attempt, diagnosis, value in shown:
+        verdict = f"{value} is above {high}: too big." if value > high else f"{value} is below {low}: too small."
+        lines.append(f"Try {attempt}.")
+        lines.append(f"{verdict} {diagnosis} That doesn't work, so let me go back to the start.")
+    lines.append(f"{working} {product} is between {low} and {high}.")
+    check, recomputed = _products_line(b, _place_parts(a), left=True)
+    assert recomputed == product
+    lines.append(f"Let me verify by splitting {a} instead: {check}. Both ways give {product}.")
+    return _response("\n".join(lines), str(product), prompt_style), str(product), len(shown)
+
+
+# -- the traces file -----------------------------------------------------------------------------
+
+def make_traces(config: TracesConfig) -> tuple[list[dict], dict]:
+    """(rows, report): the traces in verl's SFT row schema, and what was made.
+
+    Problems are taken in generator order; a Countdown problem with no all-integer solution is
+    skipped and the next one taken, so the set is `size` long whatever the skips.
+    """
+    config.validate()
+    wanted = config.size
+    while True:
+        problems = generate_problems(dataclasses.replace(config.data, train_size=wanted))["train"]
+        traces, skipped = _traces_for(config, problems)
+        if len(traces) == config.size:
+            break
+        # The generator's streams are prefix-stable: asking for more keeps the same first problems,
+        # and the same seed gives the same traces for them.
+        wanted += 2 * (config.size - len(traces)) + 8
+    rl_rows = config.data.table([problem for problem, *_ in traces], "train").to_pylist()
+    rows = []
+    for index, (rl_row, (_, style, response, answer, failed)) in enumerate(zip(rl_rows, traces)):
+        rows.append({
+            "messages": [*rl_row["prompt"], {"role": "assistant", "content": response}],
+            "data_source": rl_row["data_source"],
+            "reward_model": rl_row["reward_model"],
+            "extra_info": {"index": index, "trace_style": style, "failed_attempts": failed, "answer": answer,
+                           "prompt_style": config.data.prompt_style},
+        })
+    report = {
+        "task": config.task,
+        "config": dataclasses.asdict(config),
+        "count": len(rows),
+        "styles": dict(sorted(Counter(t[1] for t in traces).items())),
+        "failed_attempts": {str(k): v for k, v in sorted(Counter(t[4] for t in traces if t[1] == "search").items())},
+        "skipped_problems": skipped,  # no all-integer solution, or no way astray to show
+        "excluded": f"the {config.data.test_size} test problems of this data config and seed",
+    }
+    return rows, report
+
+
+def _traces_for(config: TracesConfig, problems: list[tuple]) -> tuple[list[tuple], int]:
+    """(problem, style, response, answer, failed attempts) for the first `size` problems that have
+    a trace, and how many were skipped. Styles are dealt exactly: search_count() of them search."""
+    rng = random.Random(f"traces/{config.task}/{config.data.seed}")
+    styles = ["search"] * config.search_count() + ["direct"] * (config.size - config.search_count())
+    rng.shuffle(styles)
+    traces, skipped = [], 0
+    for problem in problems:
+        if len(traces) == config.size:
+            break
+        style = styles[len(traces)]
+        if config.task == "countdown":
+            made = countdown_trace(problem[0], problem[1], style, config.data.prompt_style, rng, config.max_failed_attempts)
+        else:
+            made = multiply_trace(problem[0], problem[1], style, config.data.prompt_style, rng, config.max_failed_attempts)
+        if made is None:
+            skipped += 1
+            continue
+        traces.append((problem, style, *made))
+    return traces, skipped
+
+
+def write_traces(config: TracesConfig, out_dir: str | os.PathLike) -> dict:
+    """Write out_dir/traces.parquet and out_dir/traces_info.json (temporary names, then renamed)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"output path {out_dir} exists and is not a folder: choose another --out")
+    rows, report = make_traces(config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {out_dir / TRACES_FILE: None, out_dir / TRACES_INFO_FILE: None}
+    temporary = {path: path.with_name(f".{path.name}.tmp-{os.getpid()}") for path in paths}
+    try:
+        pq.write_table(pa.Table.from_pylist(rows), temporary[out_dir / TRACES_FILE])
+        temporary[out_dir / TRACES_INFO_FILE].write_text(json.dumps(report, indent=2) + "\n")
+        for final, temp in temporary.items():
+            os.replace(temp, final)
+    finally:
+        for temp in temporary.values():
+            temp.unlink(missing_ok=True)
+    return {"traces": str(out_dir / TRACES_FILE), "info": str(out_dir / TRACES_INFO_FILE), **{k: report[k] for k in ("count", "styles", "skipped_problems")}}
