@@ -11,7 +11,9 @@ from data_gen.classic import ClassicImportConfig
 from data_gen.countdown import CountdownConfig, count_solutions, solve
 from data_gen.dataset import generate_problems, write_dataset
 from data_gen.multiply import MultiplyConfig
+from data_gen.tasks import TASK_SPECS, TaskSpec, task_spec
 
-TASKS = {"countdown": CountdownConfig, "multiply": MultiplyConfig}
+# Task name -> generator config class (as the README uses it); the full declarations are TASK_SPECS.
+TASKS = {name: spec.config for name, spec in TASK_SPECS.items()}
 
-__all__ = ["TASKS", "ClassicImportConfig", "CountdownConfig", "MultiplyConfig", "count_solutions", "generate_problems", "solve", "write_dataset"]
+__all__ = ["TASKS", "TASK_SPECS", "TaskSpec", "task_spec", "ClassicImportConfig", "CountdownConfig", "MultiplyConfig", "count_solutions", "generate_problems", "solve", "write_dataset"]

@@ -15,6 +15,9 @@ from typing import ClassVar
 from data_gen.config import check_between, check_choice, check_integers, check_sizes, field_help
 from data_gen.prompts import PROMPT_STYLES, chat_prompt, countdown_question
 from data_gen.solver import MAX_NUMBERS, Solver, count_solutions, join_expression, modulus_for, solve
+from data_gen.tasks import TaskSpec, register
+from tinyzero.rewards import score_countdown
+from tinyzero.rewards.score import GROUND_TRUTH_FIELDS
 
 __all__ = ["DIFFICULTY_SPLITS", "TARGET_MODES", "CountdownConfig", "count_solutions", "solve"]
 
@@ -268,7 +271,7 @@ def countdown_table(problems: list[tuple], split: str, prompt_style: str, first_
     return verl_table(
         "countdown",
         (chat_prompt(countdown_question(n, t), prompt_style) for n, t in zip(numbers, targets)),
-        ground_truth={"target": pa.array(targets, pa.int64()), "numbers": int_lists(numbers)},
+        ground_truth=dict(zip(GROUND_TRUTH_FIELDS["countdown"], (pa.array(targets, pa.int64()), int_lists(numbers)))),
         extra_info={
             "split": pa.array([split] * len(problems), pa.string()),
             "index": pa.array(range(first_index, first_index + len(problems)), pa.int64()),
@@ -288,3 +291,20 @@ def _multisets_of(count: int, low: int, high: int):
     for first in range(low, high + 1):
         for rest in _multisets_of(count - 1, first, high):
             yield (first,) + rest
+
+
+def countdown_difficulty(ground_truth: dict) -> str:
+    """Eval's breakdown: how many numbers the problem gives."""
+    return f"{len(ground_truth[GROUND_TRUTH_FIELDS['countdown'][1]])} numbers"
+
+
+COUNTDOWN = register(
+    TaskSpec(
+        name=CountdownConfig.task,
+        config=CountdownConfig,
+        question=countdown_question,
+        ground_truth_fields=GROUND_TRUTH_FIELDS["countdown"],
+        difficulty=countdown_difficulty,
+        reward=score_countdown,
+    )
+)

@@ -18,9 +18,22 @@ from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
+from functools import partial
 from pathlib import Path
 
+# Leaves of the project (standard library only, import nothing else of it): see tinyzero/stats.py.
+from tinyzero.files import write_all_atomically
+from tinyzero.stats import percentile
+
 SPLITS = ("train", "test")
+
+# verl's row schema: the columns training (RLHFDataset and the reward) and eval cannot do without,
+# with what each holds. `verl_table` writes them (and `ability`, `extra_info`, which are optional).
+ROW_COLUMNS = {
+    "data_source": "the task name the reward dispatches on",
+    "prompt": "the chat messages, a list of {role, content}",
+    "reward_model": "a struct whose ground_truth the reward checks against",
+}
 INFO_FILE = "dataset_info.json"
 
 
@@ -119,7 +132,7 @@ def numeric_summary(values: list[int]) -> dict:
         return {}
     low, high = min(values), max(values)
     ordered = sorted(values)
-    quartiles = [ordered[(len(ordered) - 1) * q // 4] for q in (1, 2, 3)]
+    quartiles = [int(percentile(ordered, q)) for q in (25, 50, 75)]
     width = max(1, -(-(high - low + 1) // 10))
     bins = Counter((v - low) // width for v in values)
     return {
@@ -236,16 +249,8 @@ def write_dataset(config, out_dir: str | os.PathLike, workers: int | None = None
 
 
 def _write_files(config, splits: dict[str, list[tuple]], info: dict, out_dir: Path, runner: ChunkRunner) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = {split: out_dir / f"{split}.parquet" for split in SPLITS}
-    info_path = out_dir / INFO_FILE
-    temporary = {path: path.with_name(f".{path.name}.tmp-{os.getpid()}") for path in [*paths.values(), info_path]}
-    try:
-        for split in SPLITS:
-            _write_parquet(config, splits[split], split, temporary[paths[split]], runner)
-        temporary[info_path].write_text(json.dumps(info, indent=2) + "\n")
-        for final in [*paths.values(), info_path]:
-            os.replace(temporary[final], final)
-    finally:
-        for temp in temporary.values():
-            temp.unlink(missing_ok=True)
+    writes = {path: partial(_write_parquet, config, splits[split], split, runner=runner) for split, path in paths.items()}
+    # The info file is renamed last: its presence means the parquet files beside it are complete.
+    writes[out_dir / INFO_FILE] = lambda temp: temp.write_text(json.dumps(info, indent=2) + "\n")
+    write_all_atomically(writes)

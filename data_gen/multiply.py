@@ -14,6 +14,9 @@ from typing import ClassVar
 
 from data_gen.config import check_between, check_choice, check_integers, check_sizes, field_help
 from data_gen.prompts import PROMPT_STYLES, chat_prompt, multiply_question
+from data_gen.tasks import TaskSpec, register
+from tinyzero.rewards import score_multiply
+from tinyzero.rewards.score import GROUND_TRUTH_FIELDS
 
 __all__ = ["MultiplyConfig", "long_multiplication_steps"]
 
@@ -101,7 +104,7 @@ class MultiplyConfig:
         return verl_table(
             "multiply",
             (chat_prompt(multiply_question(a, b), self.prompt_style) for a, b, _, _ in problems),
-            ground_truth={"product": pa.array([p[2] for p in problems], pa.int64()), "factors": int_lists([[a, b] for a, b, _, _ in problems])},
+            ground_truth=dict(zip(GROUND_TRUTH_FIELDS["multiply"], (pa.array([p[2] for p in problems], pa.int64()), int_lists([[a, b] for a, b, _, _ in problems])))),
             extra_info={
                 "split": pa.array([split] * rows, pa.string()),
                 "index": pa.array(range(first_index, first_index + rows), pa.int64()),
@@ -125,3 +128,25 @@ class MultiplyConfig:
             "product": numeric_summary([p[2] for p in problems]),
             "difficulty": numeric_summary([p[3] for p in problems]),
         }
+
+
+def multiply_difficulty(ground_truth) -> str:
+    """Eval's breakdown: digits per factor, or the product's digits when the factors are not given."""
+    product_key, factors_key = GROUND_TRUTH_FIELDS["multiply"]
+    factors = ground_truth.get(factors_key) if isinstance(ground_truth, dict) else None
+    if isinstance(factors, (list, tuple)):
+        return "x".join(str(len(str(abs(int(f))))) for f in factors) + " digits"
+    product = ground_truth.get(product_key) if isinstance(ground_truth, dict) else ground_truth
+    return f"{len(str(abs(int(product))))}-digit product"
+
+
+MULTIPLY = register(
+    TaskSpec(
+        name=MultiplyConfig.task,
+        config=MultiplyConfig,
+        question=multiply_question,
+        ground_truth_fields=GROUND_TRUTH_FIELDS["multiply"],
+        difficulty=multiply_difficulty,
+        reward=score_multiply,
+    )
+)

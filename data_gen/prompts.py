@@ -13,21 +13,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tinyzero.rewards.answer import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN  # the tags, defined once
+
 PROMPT_STYLES = ("base", "instruct")
 
 _RULES = (
-    "First think the problem through inside <think> </think> tags, trying ideas and checking them, "
-    "then write only the final answer inside <answer> </answer> tags."
+    f"First think the problem through inside {THINK_OPEN} {THINK_CLOSE} tags, trying ideas and checking them, "
+    f"then write only the final answer inside {ANSWER_OPEN} {ANSWER_CLOSE} tags."
 )
 
 _BASE_PREAMBLE = (
     "This is a conversation between a User and an Assistant. The User poses a problem and the "
-    "Assistant works it out. The Assistant reasons privately inside <think> </think> tags, trying "
-    "ideas and checking them, then states the final answer inside <answer> </answer> tags.\n"
+    f"Assistant works it out. The Assistant reasons privately inside {THINK_OPEN} {THINK_CLOSE} tags, trying "
+    f"ideas and checking them, then states the final answer inside {ANSWER_OPEN} {ANSWER_CLOSE} tags.\n"
 )
 
 # The base text ends by opening the think tag, so the model's first tokens are its reasoning.
-_BASE_OPENING = "\nAssistant: Let me work through this carefully.\n<think>"
+_BASE_OPENING = f"\nAssistant: Let me work through this carefully.\n{THINK_OPEN}"
 
 _INSTRUCT_SYSTEM = "You are a careful problem solver. " + _RULES
 
@@ -37,14 +39,14 @@ def countdown_question(numbers: Sequence[int], target: int) -> str:
     return (
         f"Combine the numbers [{numbers_text}] into an arithmetic expression whose value is {target}. "
         "Use each number exactly once; the allowed operations are +, -, * and /, with parentheses "
-        "as needed. The answer is the expression alone, for example <answer> (8 - 2) * 4 </answer>."
+        f"as needed. The answer is the expression alone, for example {ANSWER_OPEN} (8 - 2) * 4 {ANSWER_CLOSE}."
     )
 
 
 def multiply_question(a: int, b: int) -> str:
     return (
         f"Compute {a} * {b}. The answer is the product written as a plain integer, "
-        "for example <answer> 56088 </answer>."
+        f"for example {ANSWER_OPEN} 56088 {ANSWER_CLOSE}."
     )
 
 

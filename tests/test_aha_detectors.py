@@ -2,13 +2,13 @@
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from tinyzero.aha.arithmetic import stated_equations
 from tinyzero.aha.detectors import (
     BEHAVIOURS,
+    DEFAULT_LABELLED,
     Detector,
     SelfCorrectionDetector,
     default_detectors,
@@ -20,7 +20,7 @@ from tinyzero.aha.detectors import (
 from tinyzero.aha.reader import Rollout
 from tinyzero.rewards import compute_score
 
-LABELLED = Path(__file__).parent / "data" / "aha" / "labelled.jsonl"
+LABELLED = DEFAULT_LABELLED  # shipped as package data: tinyzero/aha/data/labelled.jsonl
 MIN_PRECISION, MIN_RECALL = 0.9, 0.8
 
 

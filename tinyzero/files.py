@@ -15,15 +15,26 @@ os.umask(_UMASK)
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     """Call `write(temp_path)` then rename the temporary file to `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
+    write_all_atomically({path: write})
+
+
+def write_all_atomically(writes: dict[Path, Callable[[Path], None]]) -> None:
+    """Each `write(temp_path)` first, then every rename, in order: one failure leaves every target
+    as it was (no half-written file, no new file beside stale ones)."""
+    temporaries: dict[Path, Path] = {}
     try:
-        write(Path(temp))
-        os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp makes the file private; give it the usual mode
-        os.replace(temp, path)
+        for path, write in writes.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+            os.close(fd)
+            temporaries[path] = Path(temp)
+            write(Path(temp))
+            os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp makes the file private; give it the usual mode
+        for path, temp in temporaries.items():
+            os.replace(temp, path)
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        for temp in temporaries.values():
+            temp.unlink(missing_ok=True)
         raise
 
 

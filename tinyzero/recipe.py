@@ -59,11 +59,11 @@ def with_task_defaults(config: DictConfig) -> DictConfig:
     """The config with its task block completed from the task's generator config defaults, so every
     generator field shows in `--cfg job` and takes a plain override (task.train_size=1000) while
     data_gen stays the one home of their default values."""
-    import data_gen
+    from data_gen.tasks import TASK_SPECS
 
     task = config.get("task")
-    if task is not None and task.get("name") in data_gen.TASKS:
-        defaults = dataclasses.asdict(data_gen.TASKS[task.name]())
+    if task is not None and task.get("name") in TASK_SPECS:
+        defaults = dataclasses.asdict(TASK_SPECS[task.name].config())
         config.task = OmegaConf.merge({"name": task.name, **defaults}, task)
     return config
 
@@ -110,14 +110,14 @@ def recipe_config(recipe: str) -> DictConfig:
 
 
 def task_config(config: DictConfig):
-    """The task's generator config dataclass the `task` block describes, validated."""
-    import data_gen
+    """The task's generator config (from data_gen's task registry) the `task` block describes, validated."""
+    from data_gen.tasks import TASK_SPECS
 
     knobs = OmegaConf.to_container(config.task, resolve=True)
     name = knobs.pop("name")
-    if name not in data_gen.TASKS:
-        raise CheckError(f"task.name={name!r} is not a data_gen task; use one of {', '.join(sorted(data_gen.TASKS))}")
-    config_class = data_gen.TASKS[name]
+    if name not in TASK_SPECS:
+        raise CheckError(f"task.name={name!r} is not a data_gen task; use one of {', '.join(sorted(TASK_SPECS))}")
+    config_class = TASK_SPECS[name].config
     try:
         generator = config_class(**knobs)
     except TypeError as error:

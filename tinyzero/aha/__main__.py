@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--evaluate-detectors", action="store_true",
                         help="print the detectors' precision and recall on the labelled set, then exit")
     parser.add_argument("--labelled", metavar="PATH", help="labelled set for --evaluate-detectors "
-                        "(default: tests/data/aha/labelled.jsonl in the source tree)")
+                        "(default: the set shipped in tinyzero/aha/data/labelled.jsonl)")
     return parser
 
 

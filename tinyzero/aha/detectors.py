@@ -21,11 +21,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from importlib.resources import files
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from tinyzero.aha.arithmetic import Equation, stated_equations
 from tinyzero.aha.reader import Rollout, Task
+from tinyzero.rewards.answer import ANSWER_OPEN
 
 BEHAVIOURS = ("verification", "backtracking", "subgoal", "backward_chaining", "self_correction")
 # Behaviours in which the model looks back at its own work: the "reflection" the aha step tracks.
@@ -62,7 +64,7 @@ class Reasoning:
 
     def __init__(self, rollout: Rollout):
         self.rollout = rollout
-        answer_at = rollout.response.rfind("<answer>")
+        answer_at = rollout.response.rfind(ANSWER_OPEN)
         self.text = rollout.response if answer_at < 0 else rollout.response[:answer_at]
         self.task: Task | None = rollout.task
         self._matches: dict[re.Pattern, list[re.Match]] = {}
@@ -401,16 +403,17 @@ def detect(rollout: Rollout, detectors: Sequence[Detector]) -> dict[str, list[Sp
 
 
 # ---------------------------------------------------------------------------------------------
-# Precision and recall on the hand-labelled excerpts (tests/data/aha/labelled.jsonl)
-DEFAULT_LABELLED = Path(__file__).resolve().parents[2] / "tests" / "data" / "aha" / "labelled.jsonl"
+# Precision and recall on the hand-labelled excerpts, shipped as package data (tinyzero/aha/data/)
+# so that `python -m tinyzero.aha --evaluate-detectors` works from an installed wheel.
+DEFAULT_LABELLED = Path(str(files("tinyzero.aha").joinpath("data", "labelled.jsonl")))
 
 
 def load_labelled(path: str | Path = DEFAULT_LABELLED) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"labelled set {str(path)!r} not found: it ships with the source tree "
-            "(tests/data/aha/labelled.jsonl); pass --labelled PATH"
+            f"labelled set {str(path)!r} not found: the default ships inside the package "
+            "(tinyzero/aha/data/labelled.jsonl); pass --labelled PATH"
         )
     with open(path, encoding="utf-8") as lines:
         return [json.loads(line) for line in lines if line.strip()]

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 from tinyzero.aha.detectors import BEHAVIOURS, REFLECTIVE, Detector, Span, detect
 from tinyzero.aha.reader import Rollout
-from tinyzero.eval.metrics import percentile  # standard library only, like this module
+from tinyzero.rewards.answer import ANSWER_OPEN, THINK_CLOSE
+from tinyzero.stats import percentile
 
 # metrics.csv columns, in order; the first ten are the documented interface.
 COLUMNS = (
@@ -19,7 +20,7 @@ COLUMNS = (
 
 def thinking_text(response: str) -> str:
     """The reasoning part: up to </think>, else up to the first <answer>, else everything."""
-    for marker in ("</think>", "<answer>"):
+    for marker in (THINK_CLOSE, ANSWER_OPEN):
         at = response.find(marker)
         if at >= 0:
             return response[:at]

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyzero.rewards import CORRECT_SCORE, NO_ANSWER_SCORE
+from tinyzero.rewards.score import GROUND_TRUTH_FIELDS
 
 # verl names each dump file after the global step: "17.jsonl".
 STEP_FILE = re.compile(r"^(\d+)\.jsonl$")
@@ -103,17 +104,17 @@ def _int(value: object) -> int | None:
 
 
 def parse_ground_truth(gts: object) -> Task | None:
-    """Countdown `{"target", "numbers"}`, multiply `{"product", "factors"}` or a bare product."""
+    """Countdown `{"target", "numbers"}`, multiply `{"product", "factors"}` or a bare product
+    (the shapes tinyzero.rewards defines), also as JSON or numpy-style strings."""
     if isinstance(gts, str):
         try:
             gts = json.loads(gts)
         except ValueError:
             return None if _int(gts) is None else Task("multiply", _int(gts), ())
     if isinstance(gts, dict):
-        if _int(gts.get("target")) is not None:
-            return Task("countdown", _int(gts["target"]), _ints(gts.get("numbers")) or ())
-        if _int(gts.get("product")) is not None:
-            return Task("multiply", _int(gts["product"]), _ints(gts.get("factors")) or ())
+        for kind, (goal, inputs) in GROUND_TRUTH_FIELDS.items():
+            if _int(gts.get(goal)) is not None:
+                return Task(kind, _int(gts[goal]), _ints(gts.get(inputs)) or ())
         return None
     product = _int(gts)
     return None if product is None else Task("multiply", product, ())

@@ -20,14 +20,19 @@ from pathlib import Path
 from tinyzero.aha.arithmetic import apply_operator
 from tinyzero.files import write_text
 from tinyzero.rewards import CORRECT_SCORE, FORMAT_SCORE, NO_ANSWER_SCORE
+from tinyzero.rewards.answer import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE
+from tinyzero.rewards.score import GROUND_TRUTH_FIELDS
 
-PROMPT = (
-    "A conversation between User and Assistant. The user asks a question, and the Assistant solves "
-    "it.\nUser: Using the numbers {numbers}, create an equation that equals {target}. You can use "
-    "basic arithmetic operations (+, -, *, /) and each number can only be used once. Show your work "
-    "in <think> </think> tags. And return the final answer in <answer> </answer> tags.\n"
-    "Assistant: Let me solve this step by step.\n<think>"
-)
+
+
+def training_prompt(numbers: list[int], target: int) -> str:
+    """The text training shows a base model for this problem (data_gen's prompt, base style: the
+    chat template passes it through unchanged), as verl's dump records it in `input`."""
+    from data_gen.tasks import TASK_SPECS
+
+    return "".join(message["content"] for message in TASK_SPECS["countdown"].prompt("base", numbers, target))
+
+
 _OPS = "+-*"
 _REJECT = [
     "That gives {value}, not {target}.",
@@ -81,24 +86,28 @@ def _wrong_attempt(rng: random.Random, numbers: list[int], target: int) -> tuple
     return _left_to_right(numbers, ["+", "+", "+"]) if sum(numbers) != target else _left_to_right(numbers, ["*"] * 3)
 
 
+def _final(answer: str) -> str:
+    """The end of a response: thinking closed, then the answer in the tags the reward reads."""
+    return f" {THINK_CLOSE} {ANSWER_OPEN} {answer} {ANSWER_CLOSE}"
+
+
 def _response(rng: random.Random, reflective: bool, numbers: list[int], ops: list[str], target: int):
     """(response text, correct, has_answer)."""
     expression, chain, _ = _left_to_right(numbers, ops)
     opener = rng.choice(_OPENERS).format(target=target)
     if not reflective:
         if rng.random() < 0.2:  # correct in one pass
-            return f"{opener}{chain}. </think> <answer> {expression} </answer>", True, True
+            return f"{opener}{chain}.{_final(expression)}", True, True
         wrong, wrong_chain, _ = _wrong_attempt(rng, numbers, target)
         if rng.random() < 0.15:  # no answer tags at all
             return f"{opener}{wrong_chain}. I am not sure.", False, False
-        return f"{opener}{wrong_chain}. </think> <answer> {wrong} </answer>", False, True
+        return f"{opener}{wrong_chain}.{_final(wrong)}", False, True
     wrong, wrong_chain, wrong_value = _wrong_attempt(rng, numbers, target)
     reject = rng.choice(_REJECT).format(value=wrong_value, target=target)
     retry = rng.choice(_RETRY)
     if rng.random() < 0.15:  # reflects but still fails
         other, other_chain, _ = _wrong_attempt(rng, numbers, target)
-        return (f"{opener}{wrong_chain}. {reject} {retry} {other_chain}. "
-                f"</think> <answer> {other} </answer>"), False, True
+        return f"{opener}{wrong_chain}. {reject} {retry} {other_chain}.{_final(other)}", False, True
     kind = rng.random()
     if kind < 0.4:  # check only
         text = f"{opener}{chain}. {rng.choice(_CHECK).format(chain=chain)}"
@@ -106,7 +115,7 @@ def _response(rng: random.Random, reflective: bool, numbers: list[int], ops: lis
         text = f"{opener}{wrong_chain}. {reject} {retry} {chain}. {rng.choice(_CHECK).format(chain=chain)}"
     else:  # wrong attempt, abandoned, then the right one
         text = f"{opener}{wrong_chain}. {reject} {retry} {chain}."
-    return f"{text} </think> <answer> {expression} </answer>", True, True
+    return f"{text}{_final(expression)}", True, True
 
 
 def reflection_probability(step: int, steps: int, aha_step: int) -> float:
@@ -141,9 +150,9 @@ def write_synthetic_dump(
             reflective = rng.random() < reflection_probability(step, steps, aha_step)
             text, correct, has_answer = _response(rng, reflective, numbers, ops, target)
             record = {
-                "input": PROMPT.format(numbers=numbers, target=target),
+                "input": training_prompt(numbers, target),
                 "output": text,
-                "gts": {"target": target, "numbers": numbers},
+                "gts": dict(zip(GROUND_TRUTH_FIELDS["countdown"], (target, numbers))),
                 "score": CORRECT_SCORE if correct else FORMAT_SCORE if has_answer else NO_ANSWER_SCORE,
                 "step": step,
                 "uid": f"{step}_{i}",

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from tinyzero.rewards.answer import ANSWER_CLOSE, ANSWER_OPEN  # the tags the reward reads
-
-THINK_END = "</think>"
+from tinyzero.rewards.answer import THINK_CLOSE as THINK_END
 # What budget forcing appends when thinking reaches the budget: end thinking, open the answer.
 FORCED_ANSWER = THINK_END + "\n" + ANSWER_OPEN
 

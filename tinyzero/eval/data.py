@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from data_gen.dataset import ROW_COLUMNS
+from data_gen.tasks import task_spec
 from tinyzero.eval.config import EvalConfigError
 from tinyzero.templates import PROMPT_STYLES, chat_template_for
 
-REQUIRED_COLUMNS = ("data_source", "prompt", "reward_model")
+REQUIRED_COLUMNS = tuple(ROW_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -27,16 +29,15 @@ class Problem:
 
 
 def difficulty_label(data_source: str, ground_truth) -> str:
-    """What makes a problem hard, read from its ground truth: how many numbers (Countdown),
-    how many digits per factor (multiplication)."""
-    if isinstance(ground_truth, dict) and isinstance(ground_truth.get("numbers"), (list, tuple)):
-        return f"{len(ground_truth['numbers'])} numbers"
-    if isinstance(ground_truth, dict) and isinstance(ground_truth.get("factors"), (list, tuple)):
-        return "x".join(str(len(str(abs(int(f))))) for f in ground_truth["factors"]) + " digits"
-    product = ground_truth.get("product") if isinstance(ground_truth, dict) else ground_truth
-    if isinstance(product, int):
-        return f"{len(str(abs(product)))}-digit product"
-    return data_source
+    """What makes a problem hard, as its task declares it (data_gen's registry): how many numbers
+    (Countdown), how many digits per factor (multiplication). The data_source when not known."""
+    spec = task_spec(data_source)
+    if spec is None:
+        return data_source
+    try:
+        return spec.difficulty(ground_truth)
+    except (KeyError, TypeError, ValueError, AttributeError):  # a ground truth without the inputs
+        return data_source
 
 
 def recipe_test_split(recipe: str) -> Path:

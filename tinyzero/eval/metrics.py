@@ -8,8 +8,10 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from tinyzero.stats import percentiles  # shared with data_gen and aha
 
 
 @dataclass(frozen=True)
@@ -40,24 +42,6 @@ def default_ks(n: int) -> list[int]:
     """k = 1, 2, 4, ... up to n, and n itself."""
     ks = [1 << i for i in range(n.bit_length()) if (1 << i) <= n]
     return ks if ks[-1] == n else ks + [n]
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100: an observed value, no interpolation) of a non-empty sequence."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return float(ordered[rank - 1])
-
-
-def percentiles(values: Sequence[float], qs: Iterable[int] = (50, 90, 99)) -> dict[str, float]:
-    """Nearest-rank percentiles, plus mean and max."""
-    if not values:
-        return {"mean": 0.0, **{f"p{q}": 0.0 for q in qs}, "max": 0.0}
-    ordered = sorted(values)  # sorted once: percentile's own sort of a sorted list is linear
-    out = {"mean": sum(ordered) / len(ordered)}
-    out.update({f"p{q}": percentile(ordered, q) for q in qs})
-    out["max"] = float(ordered[-1])
-    return out
 
 
 def _by_problem(samples: Sequence[ScoredSample]) -> dict[int, list[ScoredSample]]:

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from tinyzero.eval.config import EvalConfigError
+from tinyzero.hub import looks_like_hub_name
 
 MERGED_DIR_NAME = "merged_hf"
 
@@ -42,11 +43,6 @@ def is_hf_folder(path: Path) -> bool:
     return (path / "config.json").is_file() and any(
         (path / name).exists() for name in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
     )
-
-
-def looks_like_hub_name(model: str) -> bool:
-    """`Qwen/Qwen2.5-3B` or `gpt2`: no leading ./ ~ /, at most one slash."""
-    return not model.startswith((".", "/", "~")) and model.count("/") <= 1 and "\\" not in model
 
 
 def resolve_model(model: str, merged_model_dir: str | None = None) -> str:

@@ -8,6 +8,12 @@ from tinyzero.rewards.multiply import judge_multiply
 
 TASKS = ("countdown", "multiply")
 
+# The ground truth of each task, as data_gen writes it in `reward_model.ground_truth` and as eval
+# and aha read it: the field the answer must reach first, then the inputs. The one definition of
+# these shapes (rewards import nothing, so every stage may import them from here).
+GROUND_TRUTH_FIELDS = {"countdown": ("target", "numbers"), "multiply": ("product", "factors")}
+GROUND_TRUTH_EXAMPLES = {"countdown": {"target": 24, "numbers": [2, 3, 4]}, "multiply": {"product": 56088, "factors": [123, 456]}}
+
 
 def task_of(data_source: str) -> str:
     """The task a data_source names: exactly, or by containing one task name (`countdown_3to4`)."""
@@ -25,10 +31,7 @@ def task_of(data_source: str) -> str:
 
 
 def _missing_field(task: str, fields: str, ground_truth) -> ValueError:
-    example = (
-        "{'target': 24, 'numbers': [2, 3, 4]}" if task == "countdown" else "{'product': 56088, 'factors': [123, 456]}"
-    )
-    return ValueError(f"{task} ground_truth needs {fields}, like {example}; got {ground_truth!r}")
+    return ValueError(f"{task} ground_truth needs {fields}, like {GROUND_TRUTH_EXAMPLES[task]}; got {ground_truth!r}")
 
 
 def compute_score(
@@ -53,17 +56,19 @@ def compute_score(
     """
     task = task_of(data_source)
     if task == "countdown":
+        target_key, numbers_key = GROUND_TRUTH_FIELDS[task]
         try:
-            target, numbers = ground_truth["target"], ground_truth["numbers"]
+            target, numbers = ground_truth[target_key], ground_truth[numbers_key]
         except (KeyError, TypeError, IndexError):
-            raise _missing_field(task, "'target' and 'numbers'", ground_truth) from None
+            raise _missing_field(task, f"{target_key!r} and {numbers_key!r}", ground_truth) from None
         has_answer, reason = judge_countdown(solution_str, target, numbers, allow_unused_numbers)
     else:
         if isinstance(ground_truth, dict):
+            product_key = GROUND_TRUTH_FIELDS[task][0]
             try:
-                ground_truth = ground_truth["product"]
+                ground_truth = ground_truth[product_key]
             except KeyError:
-                raise _missing_field(task, "'product'", ground_truth) from None
+                raise _missing_field(task, repr(product_key), ground_truth) from None
         has_answer, reason = judge_multiply(solution_str, ground_truth)
     return {
         "score": score_of(has_answer, reason, no_answer_score, format_score, correct_score),

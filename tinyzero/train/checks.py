@@ -220,10 +220,14 @@ def check_dataset_file(path: str, key: str, config: DictConfig) -> str:
         schema = pq.read_schema(expanded)
     except Exception as error:  # pyarrow raises ArrowInvalid and OSError subclasses for non-parquet files
         raise CheckError(f"{key}: {path!r} is not a readable parquet file ({error}).") from error
+    from data_gen.dataset import ROW_COLUMNS
+    from data_gen.tasks import TASK_SPECS
+
+    # verl lets the prompt and data_source columns be renamed (data.prompt_key, data.reward_fn_key).
     needed = {
-        config.data.prompt_key: "the chat messages, a list of {role, content}",
-        config.data.reward_fn_key: "the task name our reward dispatches on (countdown / multiply)",
-        "reward_model": "a struct whose ground_truth the reward checks against",
+        config.data.prompt_key: ROW_COLUMNS["prompt"],
+        config.data.reward_fn_key: f"{ROW_COLUMNS['data_source']} ({' / '.join(TASK_SPECS)})",
+        "reward_model": ROW_COLUMNS["reward_model"],
     }
     missing = [name for name in needed if name not in schema.names]
     if missing:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from tinyzero.hub import looks_like_hub_name
 from tinyzero.train.checks import GIB, CheckError, gpus_needed, max_sequence_length, uses_critic
 
 # A GPU's memory when none is visible here and gpu_memory_gib is unset: an H200 as torch reports it.
@@ -63,9 +64,6 @@ QWEN25_SHAPES = {
     "qwen2.5-14b": _qwen25(5120, 48, 13824, 40, 8, 152064, False, "Qwen2.5-14B"),
 }
 
-_HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
 def _shape_from_config_json(path: Path, source: str) -> ModelShape:
     config = json.loads(path.read_text())
     config = config.get("text_config", config)
@@ -104,7 +102,7 @@ def check_model(model_path: str) -> ModelShape | None:
                 "python -m verl.model_merger merge --backend fsdp --local_dir .../actor --target_dir ...)."
             )
         return _shape_from_config_json(expanded / "config.json", f"{expanded}/config.json")
-    if not _HUB_NAME.match(str(model_path)):
+    if not looks_like_hub_name(str(model_path)):
         raise CheckError(
             f"{key}={model_path!r} is neither an existing folder nor a hub name like Qwen/Qwen2.5-3B."
         )
