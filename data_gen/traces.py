@@ -45,6 +45,8 @@ from data_gen.countdown import CountdownConfig
 from data_gen.dataset import generate_problems
 from data_gen.multiply import MultiplyConfig
 from data_gen.solver import join_expression
+from data_gen.tasks import TASK_SPECS
+from tinyzero.rewards.answer import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
 
 __all__ = ["STYLES", "TRACES_FILE", "TRACES_INFO_FILE", "TracesConfig", "countdown_trace", "make_traces", "multiply_trace", "write_traces"]
 
@@ -82,8 +84,9 @@ class TracesConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field, with its value and what to do instead."""
-        if not isinstance(self.data, (CountdownConfig, MultiplyConfig)):
-            raise ValueError(f"data must be a CountdownConfig or MultiplyConfig, got {self.data!r}")
+        if type(self.data) not in [TASK_SPECS[task].config for task in TRACERS]:
+            names = ", ".join(TASK_SPECS[task].config.__name__ for task in TRACERS)
+            raise ValueError(f"data must be the generator config of a task with traces ({names}), got {self.data!r}")
         check_integers(self, ("size", "max_failed_attempts"))
         if self.size < 1:
             raise ValueError(f"size must be at least 1, got {self.size}")
@@ -114,8 +117,8 @@ def _listing(values) -> str:
 
 def _response(body: str, answer: str, prompt_style: str) -> str:
     """The assistant's text: a base prompt already opened <think>, an instruct prompt did not."""
-    think = body if prompt_style == "base" else "<think>" + body
-    return f"{think}\n</think>\n<answer> {answer} </answer>"
+    think = body if prompt_style == "base" else THINK_OPEN + body
+    return f"{think}\n{THINK_CLOSE}\n{ANSWER_OPEN} {answer} {ANSWER_CLOSE}"
 
 
 # -- Countdown ------------------------------------------------------------------------------------
@@ -363,6 +366,11 @@ def multiply_trace(a: int, b: int, style: str, prompt_style: str, rng: random.Ra
     return _response("\n".join(lines), str(product), prompt_style), str(product), len(shown)
 
 
+# How each task writes a trace of one problem, from its first two fields (Countdown: numbers and
+# target; multiplication: the factors): (response, answer, failed attempts), or None to skip it.
+TRACERS = {"countdown": countdown_trace, "multiply": multiply_trace}
+
+
 # -- the traces file -----------------------------------------------------------------------------
 
 def make_traces(config: TracesConfig) -> tuple[list[dict], dict]:
@@ -414,10 +422,7 @@ def _traces_for(config: TracesConfig, problems: list[tuple]) -> tuple[list[tuple
         if len(traces) == config.size:
             break
         style = styles[len(traces)]
-        if config.task == "countdown":
-            made = countdown_trace(problem[0], problem[1], style, config.data.prompt_style, rng, config.max_failed_attempts)
-        else:
-            made = multiply_trace(problem[0], problem[1], style, config.data.prompt_style, rng, config.max_failed_attempts)
+        made = TRACERS[config.task](problem[0], problem[1], style, config.data.prompt_style, rng, config.max_failed_attempts)
         if made is None:
             skipped += 1
             continue
@@ -446,3 +451,36 @@ def write_traces(config: TracesConfig, out_dir: str | os.PathLike) -> dict:
         for temp in temporary.values():
             temp.unlink(missing_ok=True)
     return {"traces": str(out_dir / TRACES_FILE), "info": str(out_dir / TRACES_INFO_FILE), **{k: report[k] for k in ("count", "styles", "skipped_problems")}}
+
+
+# -- command line: `python -m data_gen traces TASK --out DIR [options]` ---------------------------
+
+# The trace knobs are options of their own; every other option is the task generator's, describing
+# the RL data the traces go with (its seed and test split decide which problems are avoided).
+# train_size is left out: `--size` is how many traces.
+_NOT_OPTIONS = {"traces": ("data",), "data": ("train_size",)}
+
+
+def add_traces_command(commands, add_config_options) -> None:
+    """Add `traces TASK` to `python -m data_gen`'s subcommands (add_config_options: its option builder)."""
+    description = (
+        "write supervised traces (traces.parquet, in verl's SFT messages schema, and traces_info.json) for "
+        "priming a model before RL; the task's options describe the RL data, whose test problems are avoided"
+    )
+    command = commands.add_parser("traces", help="write supervised reasoning traces for priming", description=description)
+    tasks = command.add_subparsers(dest="task", required=True, metavar="{" + ",".join(TRACERS) + "}")
+    for task in TRACERS:
+        parser = tasks.add_parser(task, help=f"traces for {task} problems", description=description)
+        parser.add_argument("--out", required=True, help="folder for the files (created if missing)")
+        add_config_options(parser.add_argument_group("traces"), TracesConfig, exclude=_NOT_OPTIONS["traces"])
+        add_config_options(parser.add_argument_group(f"the RL data ({task} generator options)"), TASK_SPECS[task].config,
+                           exclude=_NOT_OPTIONS["data"])
+
+
+def traces_config_from(args) -> TracesConfig:
+    """The TracesConfig the parsed options of `traces TASK` describe."""
+    data_class = TASK_SPECS[args.task].config
+    data = data_class(**{spec.name: getattr(args, spec.name) for spec in dataclasses.fields(data_class)
+                         if spec.name not in _NOT_OPTIONS["data"]})
+    knobs = {spec.name: getattr(args, spec.name) for spec in dataclasses.fields(TracesConfig) if spec.name not in _NOT_OPTIONS["traces"]}
+    return TracesConfig(data=data, **knobs)

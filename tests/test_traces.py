@@ -4,10 +4,14 @@ test problem, and rows that verl's own SFT dataset reads into exactly what RL se
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import re
+import subprocess
+import sys
 from fractions import Fraction
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -213,8 +217,6 @@ def test_verl_sft_dataset_reads_prompt_then_trace_then_eos(traces, name, tmp_pat
     config = CONFIGS[name]
     rows = traces[name][:6]
     path = tmp_path / TRACES_FILE
-    import pyarrow as pa
-
     pq.write_table(pa.Table.from_pylist(rows), path)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     template = chat_template_for(config.data.prompt_style)
@@ -238,3 +240,26 @@ def test_verl_sft_dataset_reads_prompt_then_trace_then_eos(traces, name, tmp_pat
         if config.data.prompt_style == "base":
             assert ids == prompt_ids + tokenizer(response_of(row))["input_ids"] + [tokenizer.eos_token_id]
             assert trained == ids[len(prompt_ids):]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "data_gen", "traces", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_writes_the_traces_its_options_describe(tmp_path):
+    done = run_cli("countdown", "--out", str(tmp_path), "--size", "12", "--search-fraction", "0.25",
+                   "--test-size", "30", "--seed", "7", "--max-count", "3", "--prompt-style", "instruct")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["count"] == 12 and result["styles"] == {"direct": 9, "search": 3}
+    config = TracesConfig(data=CountdownConfig(test_size=30, seed=7, max_count=3, prompt_style="instruct"), size=12, search_fraction=0.25)
+    assert pq.read_table(tmp_path / TRACES_FILE).to_pylist() == make_traces(config)[0]
+    info = json.loads((tmp_path / TRACES_INFO_FILE).read_text())
+    assert info["config"]["data"]["seed"] == 7 and info["config"]["search_fraction"] == 0.25
+
+
+def test_cli_names_a_bad_option_and_writes_nothing(tmp_path):
+    done = run_cli("multiply", "--out", str(tmp_path / "out"), "--search-fraction", "2")
+    assert done.returncode == 2 and "search_fraction must be a number from 0 to 1" in done.stderr
+    assert not (tmp_path / "out").exists()
+    assert "train-size" not in run_cli("multiply", "--help").stdout  # --size counts the traces
