@@ -5,6 +5,7 @@ before any generation."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -37,9 +38,10 @@ def multiply_file(tmp_path_factory):
     return write_dataset(config, out, workers=1)["test"]
 
 
-def run_eval(*args, timeout=240):
+def run_eval(*args, timeout=240, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "tinyzero.eval", *map(str, args)], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "tinyzero.eval", *map(str, args)], capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -57,9 +59,10 @@ def test_end_to_end_with_budget_forcing_and_sampling(tiny_model_dir, data_file, 
     result = run_eval(
         f"model={tiny_model_dir}", f"data={data_file}", f"output_dir={out}", "backend=hf",
         "n=2", "temperature=1.0", "budget.thinking_tokens=[4,12]", "budget.num_extend=1", "budget.answer_tokens=6",
+        env={"TINYZERO_PROGRESS_SECONDS": "0"},  # a progress line at every batch, however short the run
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "budget 12: thinking" in result.stderr  # the progress bar
+    assert "budget 12: thinking, segment 1, sequences: 8 / 8 (100%)" in result.stderr  # the progress lines
     assert sorted(p.name for p in out.iterdir()) == [
         "budget_curve.png", "metrics.json", "pass_at_k.png", "samples.jsonl", "summary.md",
     ]  # fmt: skip
@@ -141,6 +144,7 @@ def test_verl_checkpoint_is_merged_once_then_evaluated(tiny_model_dir, multiply_
         (["pass_k=[1,4]", "n=2", "temperature=0.7"], "k must be between 1 and n=2"),
         (["budget.num_extend=-1"], "budget.num_extend=-1"),
         (["n=4"], "identical greedy samples"),
+        (["temperature=2.5", "backend=vllm"], "vLLM accepts at most 2"),  # vLLM would reject it after loading
         (["data=/nonexistent/test.parquet"], "no such file"),
         (["model=/nonexistent/checkpoints/global_step_1/actor"], "no such folder"),
         (["budget.thinkng_tokens=[4]"], "thinkng_tokens"),  # a typo: Hydra's struct check

@@ -53,6 +53,20 @@ def test_short_work_stays_silent():
     with Progress(10, "things", stream=stream) as progress:
         progress.update(10)
     assert stream.getvalue() == ""
+    # Work that took an interval or more says it finished, even in one update.
+    clock = Clock()
+    with Progress(10, "things", stream=stream, interval=10, clock=clock) as progress:
+        clock.now += 12
+        progress.update(10)
+    assert stream.getvalue() == "things: 10 / 10 (100%), 1/s, done in 12 s\n"
+
+
+def test_the_interval_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TINYZERO_PROGRESS_SECONDS", "2.5")
+    assert Progress(1, "x", stream=io.StringIO()).interval == 2.5
+    monkeypatch.setenv("TINYZERO_PROGRESS_SECONDS", "soon")
+    with pytest.raises(ValueError, match="TINYZERO_PROGRESS_SECONDS='soon': give seconds"):
+        Progress(1, "x", stream=io.StringIO())
 
 
 def test_durations_read_naturally():
@@ -131,14 +145,60 @@ def test_data_gen_reports_progress_on_standard_error(tmp_path, monkeypatch, caps
     captured = capsys.readouterr()
     assert json.loads(json.dumps(result))["counts"] == {"train": 9000, "test": 200}
     lines = captured.err.splitlines()
-    assert lines[0].startswith("countdown problems: 4,096 / 9,200 (45%), ") and lines[0].endswith(" left")
+    problems = [line for line in lines if line.startswith("countdown problems: ")]
+    assert problems[0].startswith("countdown problems: 4,096 / 9,200 (45%), ") and problems[0].endswith(" left")
     # (the second chunk repeats a few problems of the first: they are dropped, then topped up)
-    assert re.match(r"countdown problems: 8,1\d\d / 9,200 \(89%\), ", lines[1]), lines
-    assert lines[-1].startswith("countdown problems: 9,200 / 9,200 (100%), ") and "done in" in lines[-1]
-    assert all(line.startswith("countdown problems: ") for line in lines)  # one chunk of difficulty
-    # counting and one row group per file: nothing worth reporting
+    assert re.match(r"countdown problems: 8,1\d\d / 9,200 \(89%\), ", problems[1]), lines
+    assert problems[-1].startswith("countdown problems: 9,200 / 9,200 (100%), ") and "done in" in problems[-1]
+    assert [line.split(":")[0] for line in lines[len(problems):]] == [
+        "countdown difficulty, test split", "train.parquet rows written", "test.parquet rows written",
+    ]
     assert captured.out == ""  # stdout stays for the JSON summary
     # Writing a file of several row groups reports too.
     write_dataset(MultiplyConfig(train_size=70_000, test_size=10, seed=1), tmp_path / "m", workers=1)
     lines = capsys.readouterr().err.splitlines()
     assert any(line.startswith("train.parquet rows written: 65,536 / 70,000 (94%)") for line in lines), lines
+
+
+def test_aha_reports_progress_over_step_files(tmp_path, monkeypatch, capsys):
+    from tinyzero.aha import analyse
+    from tinyzero.aha.synthetic import write_synthetic_dump
+
+    write_synthetic_dump(tmp_path / "rollouts", steps=4, aha_step=2, samples_per_step=4, seed=0)
+    monkeypatch.setattr(tinyzero.progress, "PLAIN_INTERVAL", 0.0)
+    analyse(tmp_path / "rollouts", examples=0)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(",")[0] for line in lines] == [
+        "step files measured: 1 / 4 (25%)", "step files measured: 2 / 4 (50%)",
+        "step files measured: 3 / 4 (75%)", "step files measured: 4 / 4 (100%)",
+    ]
+    assert "done in" in lines[-1]
+
+
+def test_eval_refuses_responses_its_memory_cannot_hold(tiny_model_dir, tmp_path):
+    data = write_dataset(CountdownConfig(train_size=2, test_size=4, seed=0), tmp_path / "data", workers=1)["test"]
+    done = subprocess.run(
+        [sys.executable, "-m", "tinyzero.eval", f"model={tiny_model_dir}", f"data={data}",
+         f"output_dir={tmp_path / 'eval'}", "n=10000000", "temperature=0.7"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2 and not (tmp_path / "eval" / "metrics.json").exists()
+    assert re.search(r"error: eval of 4 problems x n=10,000,000 x 1 setting\(s\), responses up to 1,024 tokens, "
+                     r"needs about 267\.0 GiB of memory but this machine has [\d.]+ GiB available: evaluate fewer "
+                     r"problems \(limit=N\)", done.stderr), done.stderr
+
+
+def test_eval_memory_estimate_counts_every_budget():
+    from omegaconf import OmegaConf
+
+    from tinyzero.eval.app import check_eval_fits, estimated_memory
+    from tinyzero.eval.config import EvalConfig, EvalConfigError
+
+    cfg = OmegaConf.structured(EvalConfig(model="m", output_dir="o"))
+    plain = estimated_memory(1000, cfg)
+    assert plain == 1000 * 4096 + 1000 * (1024 * 6 + 1024)
+    cfg.budget.thinking_tokens = [256, 512]
+    assert estimated_memory(1000, cfg) == 1000 * 4096 + 1000 * ((256 + 16 + 128) * 6 + 1024 + (512 + 16 + 128) * 6 + 1024)
+    check_eval_fits(1000, cfg, available=GIB)
+    with pytest.raises(EvalConfigError, match="2 setting"):
+        check_eval_fits(10**6, cfg, available=GIB)

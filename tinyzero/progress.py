@@ -2,7 +2,7 @@
 
 `Progress` reports on standard error with a rate and the time left: a tqdm bar on a terminal,
 a plain line every PLAIN_INTERVAL seconds otherwise (a log file gets readable lines, not
-carriage returns). Short jobs stay silent: nothing appears before the first second (bar) or
+carriage returns; the environment variable TINYZERO_PROGRESS_SECONDS sets another interval). Short jobs stay silent: nothing appears before the first second (bar) or
 the first interval (lines). `check_memory` compares an estimate with the memory the machine
 has free and raises a ValueError with both figures and the fix.
 
@@ -16,6 +16,7 @@ import sys
 import time
 
 PLAIN_INTERVAL = 30.0  # seconds between plain progress lines (not a terminal)
+INTERVAL_VARIABLE = "TINYZERO_PROGRESS_SECONDS"
 BAR_DELAY = 1.0  # seconds before a bar appears on a terminal
 GIB = 1024**3
 
@@ -35,6 +36,20 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
+def plain_interval() -> float:
+    """Seconds between plain lines: $TINYZERO_PROGRESS_SECONDS, else PLAIN_INTERVAL."""
+    value = os.environ.get(INTERVAL_VARIABLE)
+    if value is None:
+        return PLAIN_INTERVAL
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise ValueError(f"{INTERVAL_VARIABLE}={value!r}: give seconds between progress lines, e.g. 10 (0: every update)")
+    return seconds
+
+
 class Progress:
     """Progress of `total` units of work named `what` (e.g. "countdown problems").
 
@@ -47,7 +62,7 @@ class Progress:
     def __init__(self, total: int, what: str, *, stream=None, interval: float | None = None, clock=time.monotonic):
         self.total, self.what = max(int(total), 0), what
         self.stream = stream if stream is not None else sys.stderr
-        self.interval = PLAIN_INTERVAL if interval is None else interval
+        self.interval = plain_interval() if interval is None else interval
         self.clock = clock
         self.done = 0
         self.started = clock()
@@ -93,8 +108,8 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        elif self._printed:  # a job that reported progress also says that it finished
-            self._write(self.line())
+        elif self._printed or (self.total and self.clock() - self.started >= self.interval):
+            self._write(self.line())  # work that took an interval or more says that it finished
 
     def __enter__(self) -> Progress:
         return self

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -17,6 +18,7 @@ from tinyzero.aha.changepoint import AhaMoment, find_aha
 from tinyzero.aha.detectors import REFLECTIVE, Detector, Span, default_detectors, detect
 from tinyzero.aha.metrics import StepMetrics, measure_step
 from tinyzero.aha.reader import DumpError, Rollout, StepFile, find_step_files
+from tinyzero.progress import Progress
 
 
 @dataclass
@@ -117,11 +119,18 @@ def analyse(
         raise ValueError(f"workers={workers}: must be at least 1")
     detectors = list(detectors) if detectors is not None else default_detectors()
     step_files = find_step_files(rollout_dir)
-    if workers == 1:
-        measured = [_measure_file(f, detectors, length) for f in step_files]
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            measured = list(pool.map(_measure_file, step_files, repeat(detectors), repeat(length)))
+    # Memory does not grow with the dump (files stream line by line), so there is nothing to
+    # refuse up front; a dump of many files takes a while, so say how far it is.
+    measured = []
+    with Progress(len(step_files), "step files measured") as progress, ExitStack() as stack:
+        if workers == 1:
+            results = (_measure_file(f, detectors, length) for f in step_files)
+        else:
+            pool = stack.enter_context(ProcessPoolExecutor(workers))
+            results = pool.map(_measure_file, step_files, repeat(detectors), repeat(length))
+        for metrics in results:
+            measured.append(metrics)
+            progress.update(1)
     rows = [m.row() for m in measured if m.responses]
     malformed = sum(m.malformed_lines for m in measured)
     responses = sum(m.responses for m in measured)

@@ -25,6 +25,7 @@ from tinyzero.eval.data import Problem, load_problems, recipe_test_split, render
 from tinyzero.eval.metrics import ScoredSample, budget_summary, by_difficulty, default_ks, summarize
 from tinyzero.eval.model import resolve_model
 from tinyzero.files import write_json, write_jsonl, write_text
+from tinyzero.progress import check_memory
 from tinyzero.rewards import compute_score
 
 
@@ -99,6 +100,41 @@ def sample_rows(problems: list[Problem], prompts: list[str], run: Run):
         }
 
 
+# Memory per sampled response, until samples.jsonl is written: its text (about 6 bytes per token
+# of English-like text, counted at the cap) and the trace and score records around it (~1 KiB).
+BYTES_PER_TOKEN = 6
+BYTES_PER_SAMPLE = 1024
+BYTES_PER_PROBLEM = 4096  # the row, its rendered prompt and its scores
+
+
+def response_token_caps(cfg) -> list[int]:
+    """Each setting's longest response: the plain cap, or a budget's thinking, delimiter and answer."""
+    if not cfg.budget.thinking_tokens:
+        return [cfg.max_new_tokens]
+    return [budget + 16 + cfg.budget.answer_tokens for budget in cfg.budget.thinking_tokens]
+
+
+def estimated_memory(problems: int, cfg) -> int:
+    """Bytes the results of an eval hold at most (the model's weights come on top)."""
+    samples = sum(problems * cfg.n * (cap * BYTES_PER_TOKEN + BYTES_PER_SAMPLE) for cap in response_token_caps(cfg))
+    return problems * BYTES_PER_PROBLEM + samples
+
+
+def check_eval_fits(problems: int, cfg, available: int | None = None) -> None:
+    """Refuse before the model loads an eval whose responses the machine's memory cannot hold."""
+    settings = len(response_token_caps(cfg))
+    try:
+        check_memory(
+            estimated_memory(problems, cfg),
+            f"eval of {problems:,} problems x n={cfg.n:,} x {settings} setting(s), responses up to "
+            f"{max(response_token_caps(cfg)):,} tokens,",
+            "evaluate fewer problems (limit=N), fewer samples (n=) or budgets, or shorter responses",
+            available,
+        )
+    except ValueError as error:
+        raise EvalConfigError(str(error)) from None
+
+
 def run_eval(cfg) -> dict:
     """The whole evaluation for a composed config; returns the metrics written to metrics.json."""
     if not OmegaConf.is_config(cfg):  # an EvalConfig built in Python
@@ -107,6 +143,7 @@ def run_eval(cfg) -> dict:
     if cfg.data is None:
         cfg.data = str(recipe_test_split(cfg.recipe))
     problems = load_problems(cfg.data, cfg.limit, cfg.prompt_style)
+    check_eval_fits(len(problems), cfg)
     backend = choose_backend(Backend(cfg.backend).value)
     out = check_output_dir(cfg.output_dir)
     model_path = resolve_model(cfg.model, cfg.merged_model_dir)

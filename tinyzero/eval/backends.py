@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from tinyzero.eval.budget import Continuation
 from tinyzero.eval.config import EvalConfigError
+from tinyzero.progress import Progress
 
 
 def vllm_available() -> bool:
@@ -121,12 +122,10 @@ class HFGenerator(_Tokenized):
         seeds: Sequence[int],
         desc: str = "generating",
     ) -> list[Continuation]:
-        from tqdm import tqdm
-
         # Prompts of similar length share a batch: less padding.
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         results: list[Continuation | None] = [None] * len(prompts)
-        with tqdm(total=len(prompts), desc=desc, unit="seq", dynamic_ncols=True) as bar:
+        with Progress(len(prompts), f"{desc}, sequences") as progress:
             for start in range(0, len(order), self.batch_size):
                 batch = order[start : start + self.batch_size]
                 outs = self._generate_batch(
@@ -134,7 +133,7 @@ class HFGenerator(_Tokenized):
                 )
                 for i, out in zip(batch, outs):
                     results[i] = out
-                bar.update(len(batch))
+                progress.update(len(batch))
         return results
 
     def _generate_batch(
