@@ -14,6 +14,7 @@ from typing import Optional
 from omegaconf import MISSING, OmegaConf
 
 from tinyzero.templates import PROMPT_STYLES
+from tinyzero.train.rollout import MAX_VLLM_TEMPERATURE
 
 
 class Backend(str, Enum):
@@ -81,6 +82,14 @@ class EvalConfig:
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 
+def _uses_vllm(backend) -> bool:
+    """backend=vllm, or auto where it would pick vLLM (installed, a GPU visible)."""
+    from tinyzero.eval.backends import cuda_available, vllm_available
+
+    backend = Backend(backend)
+    return backend == Backend.vllm or (backend == Backend.auto and vllm_available() and cuda_available())
+
+
 class EvalConfigError(ValueError):
     """A bad option or input: the message names the value and what to do instead."""
 
@@ -102,6 +111,12 @@ def validate(cfg) -> None:
         errors.append(f"n={cfg.n}: need at least 1 sample per problem")
     if cfg.temperature < 0:
         errors.append(f"temperature={cfg.temperature}: must be >= 0 (0 is greedy)")
+    if cfg.temperature > MAX_VLLM_TEMPERATURE and _uses_vllm(cfg.backend):
+        errors.append(
+            f"temperature={cfg.temperature} with backend={Backend(cfg.backend).value}: vLLM accepts at most "
+            f"{MAX_VLLM_TEMPERATURE:g} and would reject it only after loading the model; use temperature<="
+            f"{MAX_VLLM_TEMPERATURE:g}, or backend=hf"
+        )
     if cfg.n > 1 and cfg.temperature == 0:
         errors.append(
             f"n={cfg.n} with temperature=0 gives {cfg.n} identical greedy samples: "

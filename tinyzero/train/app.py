@@ -3,9 +3,11 @@
 The story of a launch, top to bottom:
 1. Hydra composes verl 0.9.1's own `ppo_trainer`, tinyzero's defaults (tinyzero/train/conf/train.yaml),
    one recipe (recipes/NAME.yaml, found by tinyzero.recipe) and the command line.
-2. The checks (tinyzero.train.checks, .memory) catch unknown keys, misspelt names (algorithm, rollout engine,
-   logger), a bad model path, batch sizes that do not divide, too few GPUs and a run that cannot
-   fit in memory, each naming the key to change.
+2. The checks (tinyzero.train.checks, .memory, .cluster) catch unknown keys, misspelt names (algorithm,
+   rollout engine, logger), a bad model path, batch sizes that do not divide, too few GPUs or CPUs,
+   a cluster node without tinyzero and a run that cannot fit in memory, each naming the key to
+   change. The launch settles what verl leaves to it: the attention kernel (.attention), the stop at
+   `</answer>` and vLLM's concurrency (.rollout), TransferQueue's storage units (.cluster).
 3. The task's parquet files are generated when missing, under a folder keyed by the task config.
 4. wandb goes offline when there are no credentials; the plan is printed.
 5. verl's `run_ppo` launches its trainer on Ray: vLLM rollouts, our reward, FSDP updates.
@@ -33,7 +35,7 @@ from tinyzero.recipe import (
     with_task_defaults,
 )
 from tinyzero.templates import chat_template_for
-from tinyzero.train import checks, memory
+from tinyzero.train import attention, checks, cluster, memory, rollout
 
 # --- Data ------------------------------------------------------------------------------------
 
@@ -143,7 +145,12 @@ def training_steps(config: DictConfig, rows: int) -> int:
 
 
 def plan_lines(
-    config: DictConfig, inventory: checks.GpuInventory, estimate: memory.MemoryEstimate | None, rows: int
+    config: DictConfig,
+    inventory: checks.GpuInventory,
+    estimate: memory.MemoryEstimate | None,
+    rows: int,
+    attention_line: str,
+    rollout_line: str,
 ) -> list[str]:
     responses = int(config.data.train_batch_size) * int(config.actor_rollout_ref.rollout.n)
     sequence = checks.max_sequence_length(config)
@@ -155,6 +162,8 @@ def plan_lines(
         f" (coef {config.actor_rollout_ref.actor.kl_loss_coef})",
         f"GPUs       {checks.gpus_needed(config)} needed ({config.trainer.n_gpus_per_node} per node x "
         f"{config.trainer.nnodes} node(s)); {inventory.count} found ({inventory.source})",
+        f"attention  {attention_line}",
+        f"rollout    {rollout_line}",
         f"memory     {estimate.summary() if estimate else 'not estimated (model shape unknown)'}",
         f"steps      {training_steps(config, rows)}, validation every {config.trainer.test_freq}, "
         f"checkpoint every {config.trainer.save_freq} (keep {config.trainer.max_actor_ckpt_to_keep})",
@@ -168,20 +177,36 @@ def plan_lines(
 # --- Checks, then launch ---------------------------------------------------------------------
 
 
+def reported(check, dry_run: bool) -> str:
+    """A check's summary; a dry run reports a failure (what the machine here lacks) and goes on."""
+    try:
+        return check()
+    except CheckError as error:
+        if not dry_run:
+            raise
+        return f"WOULD FAIL without dry_run: {error}"
+
+
 def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
     """Run every check (and data generation) in order of cost; return the plan's lines."""
     checks.check_unknown_keys(config, checks.reference_config())
     checks.check_names(config)
     shape = memory.check_model(str(config.actor_rollout_ref.model.path))
+    # Keys left null for the launch to size, filled before verl validates the config.
+    rollout_line = rollout.configure_rollout(config)
+    cluster.size_storage_units(config)
     batch = checks.check_batch_arithmetic(config)
     address = ray_address(config)
     inventory = checks.count_gpus(address)
-    try:
-        gpus = checks.check_gpus(config, inventory)
-    except CheckError as error:
-        if not dry_run:
-            raise
-        gpus = f"WOULD FAIL without dry_run: {error}"
+    machines = cluster.find_machines(config, address, inventory.count)
+    attention_line = attention.apply_attention(config, checks.uses_critic(config), machines.flash_attn_error)
+    gpus = reported(lambda: checks.check_gpus(config, inventory), dry_run)
+    cpus = reported(lambda: cluster.check_cpus(config, machines), dry_run)
+    nodes = cluster.check_nodes(machines)
+    if inventory.source == "local CUDA" and inventory.count:
+        import torch
+
+        cluster.check_bf16(config, torch.cuda.is_bf16_supported())
     gpu_gib = config.gpu_memory_gib or inventory.memory_gib
     gpu_source = "" if gpu_gib else " (no GPU memory read here: an H200 assumed; set gpu_memory_gib=N for others)"
     estimate = memory.estimate_memory(config, shape, float(gpu_gib or memory.DEFAULT_GPU_MEMORY_GIB)) if shape else None
@@ -198,9 +223,10 @@ def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
     if address:
         with open_dict(config):  # verl's run_ppo then connects to the cluster with its runtime environment
             config.ray_kwargs.ray_init.address = address
-    checks_report = [f"check: batch   {batch}", f"check: GPUs    {gpus}", f"check: memory  {fit}"]
+    checks_report = [f"check: batch   {batch}", f"check: GPUs    {gpus}", f"check: CPUs    {cpus}"]
+    checks_report += [f"check: nodes   {nodes}", f"check: memory  {fit}"]
     checks_report += [f"check: data    {note}" for note in data_notes]
-    return plan_lines(config, inventory, estimate, rows) + checks_report + logging_notes
+    return plan_lines(config, inventory, estimate, rows, attention_line, rollout_line) + checks_report + logging_notes
 
 
 def launch(config: DictConfig) -> None:

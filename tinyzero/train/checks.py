@@ -20,8 +20,7 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from tinyzero.recipe import CheckError, primary_config_file
-
-GIB = 1024**3
+from tinyzero.train.memory import GIB
 
 
 # --- GPUs ------------------------------------------------------------------------------------
@@ -81,8 +80,13 @@ def check_gpus(config: DictConfig, inventory: GpuInventory) -> str:
     needed = gpus_needed(config)
     per_node, nnodes = config.trainer.n_gpus_per_node, config.trainer.nnodes
     if inventory.count < needed:
+        from tinyzero.train.cluster import cuda_mismatch_note
+
+        # NVIDIA GPUs that torch cannot use (driver too old for its CUDA, a CPU build) say so first.
+        note = cuda_mismatch_note() if inventory.count == 0 and inventory.source == "local CUDA" else None
         raise CheckError(
-            f"found {inventory.count} GPU(s) ({inventory.source}) but the config needs {needed} = "
+            (f"{note}\n" if note else "")
+            + f"found {inventory.count} GPU(s) ({inventory.source}) but the config needs {needed} = "
             f"trainer.n_gpus_per_node ({per_node}) x trainer.nnodes ({nnodes}). Run where {needed} GPUs are "
             f"visible, attach to a Ray cluster that has them (ray_address=HEAD_IP:6379 or RAY_ADDRESS), or "
             f"change trainer.n_gpus_per_node / trainer.nnodes (the batch check then says what else must change)."

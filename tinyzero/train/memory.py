@@ -12,11 +12,14 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-
-from omegaconf import DictConfig
+from typing import TYPE_CHECKING
 
 from tinyzero.hub import looks_like_hub_name
-from tinyzero.train.checks import GIB, CheckError, gpus_needed, max_sequence_length, uses_critic
+
+# The estimate needs no config library (benchmarks/gpu_check.py runs it with torch and transformers
+# only): what comes from omegaconf, verl or the checks is imported where a config is read.
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 # A GPU's memory when none is visible here and gpu_memory_gib is unset: an H200 as torch reports it.
 DEFAULT_GPU_MEMORY_GIB = 139.0
@@ -86,6 +89,8 @@ def check_model(model_path: str) -> ModelShape | None:
     Hub names are not looked up on the network: the shape comes from the local Hugging Face cache or
     the built-in Qwen2.5 table, else it is unknown (None) and the memory estimate is skipped.
     """
+    from tinyzero.recipe import CheckError  # here, not at the top: the estimate imports without omegaconf
+
     key = "actor_rollout_ref.model.path"
     expanded = Path(os.path.expanduser(str(model_path)))
     looks_local = str(model_path).startswith(("/", ".", "~")) or expanded.exists()
@@ -121,24 +126,115 @@ def check_model(model_path: str) -> ModelShape | None:
 
 # --- Memory ----------------------------------------------------------------------------------
 
+GIB = 1024**3
 _DTYPE_BYTES = {"fp32": 4, "float32": 4, "bf16": 2, "bfloat16": 2, "fp16": 2, "float16": 2}
+# What a sleeping vLLM keeps on each GPU while the policy trains: its own process's CUDA context and
+# the CUDA graphs it captured, which sleep mode does not release. A stated margin, not measured:
+# vLLM has not run on a GPU for this estimate (benchmarks/gpu_check.py measures the FSDP side only).
+VLLM_ASLEEP_GIB = 2.0
+# Logit bytes per token and vocabulary entry in an update: bf16 logits, the bf16 log-softmax kept
+# for the backward pass, and the fp32 gradient of the logits.
+UPDATE_LOGIT_BYTES = 8
+# ... in the old-log-prob pass, which also computes the entropy (no gradient): bf16 logits plus one
+# fp32 temporary when verl's torch.compile or chunking fuses the entropy, two (softmax and
+# product) when neither does (verl/workers/engine/fsdp/transformer_impl.py 178-187, 1397-1405).
+LOG_PROB_LOGIT_BYTES = {True: 6, False: 10}
+
+
+@dataclass(frozen=True)
+class FsdpModel:
+    """One model's FSDP state: parameters stored in `param_bytes` each, and gradients plus fp32
+    Adam moments when it trains."""
+
+    param_bytes: int
+    trainable: bool
+    param_offload: bool = False
+    optimizer_offload: bool = False
+
+    def state_bytes(self, n_params: int) -> float:
+        """Parameters and Adam moments, on the GPU while this engine computes."""
+        return n_params * (self.param_bytes + (8 if self.trainable else 0))
+
+    def grad_bytes(self, n_params: int) -> float:
+        return n_params * self.param_bytes if self.trainable else 0
+
+    def resident_bytes(self, n_params: int) -> float:
+        """What stays on the GPU while vLLM generates (verl offloads only what the flags say)."""
+        params = 0 if self.param_offload else n_params * self.param_bytes
+        adam = 0 if (self.optimizer_offload or not self.trainable) else n_params * 8
+        return params + adam
+
+
+@dataclass(frozen=True)
+class MemorySettings:
+    """Everything the estimate reads from a config, as plain values (benchmarks/gpu_check.py builds
+    one for the settings it measures, without a config)."""
+
+    n_gpus: int  # FSDP shards the training state over all of them
+    actor: FsdpModel
+    reference: FsdpModel | None
+    critic: FsdpModel | None
+    update_tokens: int  # actor tokens per micro-batch in an update
+    log_prob_tokens: int  # tokens per micro-batch when the old log-probs (with entropy) are computed
+    critic_tokens: int  # critic tokens per micro-batch in its update
+    gradient_checkpointing: bool = True
+    critic_gradient_checkpointing: bool = True
+    entropy_fused: bool = True  # verl's torch.compile (default) or chunking fuses the entropy
+    vllm_share: float = 0.5  # rollout.gpu_memory_utilization: vLLM's weights and KV cache
+    vllm_sleeps: bool = True  # sleep mode and free_cache_engine release vLLM's memory while training
+    rollout_tp: int = 1
+    weight_sync_bucket_mib: int = 2048  # rollout.checkpoint_engine.update_weights_bucket_megabytes
 
 
 @dataclass(frozen=True)
 class MemoryEstimate:
-    """Peak memory on one GPU, in GiB, in the two phases of a step (the engines take turns)."""
+    """Peak memory on one GPU, in GiB, in each phase of a step (the engines take turns on the GPUs)."""
 
     gpu_gib: float
-    training_state_gib: float  # FSDP shards: parameters, gradients, Adam states (actor, critic, reference)
-    resident_during_rollout_gib: float  # the part of the training state that stays on the GPU while vLLM runs
-    activations_gib: float  # at the configured micro-batch, with gradient checkpointing
+    state_gib: float  # parameters and Adam moments of actor, reference and critic (FSDP shards)
+    grads_gib: float  # the actor's gradients, during its update
+    critic_grads_gib: float
+    activations_gib: float  # the actor's update at its micro-batch, with the logits
+    critic_activations_gib: float  # the critic's update at its own token budget (no vocabulary logits)
+    log_prob_gib: float  # the old-log-prob pass: logits and entropy at its token budget
+    resident_during_rollout_gib: float  # the training state that stays on the GPU while vLLM runs
     vllm_gib: float  # gpu_memory_utilization x GPU memory: vLLM's weights and KV cache
+    vllm_asleep_gib: float  # what vLLM keeps while the policy trains
+    vllm_weights_gib: float  # vLLM's weights, resumed before the weight sync
+    weight_sync_bucket_gib: float
     overhead_gib: float
     tokens_per_micro_batch: int
+    log_prob_tokens: int
+    critic_tokens: int | None  # None without a critic
+
+    @property
+    def training_state_gib(self) -> float:
+        return self.state_gib + max(self.grads_gib, self.critic_grads_gib)
+
+    @property
+    def update_peak_gib(self) -> float:
+        return self.state_gib + self.grads_gib + self.activations_gib + self.vllm_asleep_gib + self.overhead_gib
+
+    @property
+    def critic_update_peak_gib(self) -> float:
+        if self.critic_tokens is None:
+            return 0.0
+        return (self.state_gib + self.critic_grads_gib + self.critic_activations_gib + self.vllm_asleep_gib
+                + self.overhead_gib)
+
+    @property
+    def log_prob_peak_gib(self) -> float:
+        return self.state_gib + self.log_prob_gib + self.vllm_asleep_gib + self.overhead_gib
 
     @property
     def training_peak_gib(self) -> float:
-        return self.training_state_gib + self.activations_gib + self.overhead_gib
+        return max(self.update_peak_gib, self.critic_update_peak_gib, self.log_prob_peak_gib)
+
+    @property
+    def weight_sync_peak_gib(self) -> float:
+        """vLLM's weights come back while the training state is still resident, then the parameters
+        go over in buckets (verl/workers/engine_workers.py 766-808); the KV cache comes back after."""
+        return self.resident_during_rollout_gib + self.vllm_weights_gib + self.weight_sync_bucket_gib + self.overhead_gib
 
     @property
     def rollout_peak_gib(self) -> float:
@@ -146,70 +242,128 @@ class MemoryEstimate:
 
     @property
     def peak_gib(self) -> float:
-        return max(self.training_peak_gib, self.rollout_peak_gib)
+        return max(self.training_peak_gib, self.rollout_peak_gib, self.weight_sync_peak_gib)
 
     def summary(self) -> str:
+        critic = (
+            f"; critic update {self.critic_update_peak_gib:.1f} (activations {self.critic_activations_gib:.1f} at "
+            f"{self.critic_tokens} tokens)" if self.critic_tokens is not None else ""
+        )
         return (
-            f"training {self.training_peak_gib:.1f} GiB (state {self.training_state_gib:.1f} + activations "
-            f"{self.activations_gib:.1f} at {self.tokens_per_micro_batch} tokens + overhead {self.overhead_gib:.0f}); "
-            f"rollout {self.rollout_peak_gib:.1f} GiB (resident state {self.resident_during_rollout_gib:.1f} + vLLM "
-            f"{self.vllm_gib:.1f}) of {self.gpu_gib:.0f} GiB per GPU"
+            f"training {self.training_peak_gib:.1f} GiB (update {self.update_peak_gib:.1f}: state {self.state_gib:.1f} + "
+            f"gradients {self.grads_gib:.1f} + activations {self.activations_gib:.1f} at {self.tokens_per_micro_batch} "
+            f"tokens; old log-probs {self.log_prob_peak_gib:.1f}: logits and entropy {self.log_prob_gib:.1f} at "
+            f"{self.log_prob_tokens} tokens{critic}; each with vLLM asleep {self.vllm_asleep_gib:.1f} + overhead "
+            f"{self.overhead_gib:.0f}); rollout {self.rollout_peak_gib:.1f} GiB (resident state "
+            f"{self.resident_during_rollout_gib:.1f} + vLLM {self.vllm_gib:.1f}); weight sync {self.weight_sync_peak_gib:.1f} "
+            f"GiB; of {self.gpu_gib:.0f} GiB per GPU"
         )
 
 
-def _fsdp_state_bytes(n_params: int, fsdp: DictConfig, trainable: bool) -> tuple[float, float]:
-    """(bytes during an update, bytes resident during rollout) for one model's FSDP state on one GPU."""
-    param_bytes = _DTYPE_BYTES.get(str(fsdp.get("model_dtype", "fp32")), 4)
-    params = n_params * param_bytes
-    grads = n_params * param_bytes if trainable else 0
-    adam = n_params * 8 if trainable else 0  # two fp32 moments
-    resident = (0 if fsdp.param_offload else params) + (0 if fsdp.get("optimizer_offload") else adam)
-    return params + grads + adam, resident
+def _dtype_bytes(value, key: str) -> int:
+    try:
+        return _DTYPE_BYTES[str(value)]
+    except KeyError:
+        from tinyzero.recipe import CheckError
+
+        raise CheckError(f"{key}={value!r}: use one of {', '.join(_DTYPE_BYTES)}") from None
 
 
-def estimate_memory(config: DictConfig, shape: ModelShape, gpu_gib: float) -> MemoryEstimate:
-    """A per-GPU estimate of verl's FSDP hybrid engine: FSDP shards over all GPUs, vLLM takes turns with training."""
-    from verl.trainer.ppo.utils import need_reference_policy
-
-    n_gpus = gpus_needed(config)
-    arr = config.actor_rollout_ref
-    n_params = shape.n_params
-    update, resident = _fsdp_state_bytes(n_params, arr.actor.fsdp_config, trainable=True)
-    if need_reference_policy(config):
-        ref_update, ref_resident = _fsdp_state_bytes(n_params, arr.ref.fsdp_config, trainable=False)
-        update, resident = update + ref_update, resident + ref_resident
-    if uses_critic(config):
-        critic_update, critic_resident = _fsdp_state_bytes(n_params, config.critic.fsdp, trainable=True)
-        update, resident = update + critic_update, resident + critic_resident
-
-    if arr.actor.use_dynamic_bsz:
-        tokens = int(arr.actor.ppo_max_token_len_per_gpu)
-    else:
-        tokens = int(arr.actor.ppo_micro_batch_size_per_gpu or 1) * max_sequence_length(config)
-    h, layers = shape.hidden_size, shape.num_layers
-    if arr.model.enable_gradient_checkpointing:
-        # Each layer keeps its bf16 input; one layer at a time is recomputed in full.
-        activations = tokens * h * layers * 2 + tokens * (10 * h + 4 * shape.intermediate_size) * 2
-    else:
-        activations = tokens * layers * (10 * h + 4 * shape.intermediate_size) * 2
-    activations += tokens * shape.vocab_size * 8  # logits: bf16 values, fp32 log-softmax and its gradient
-
-    return MemoryEstimate(
-        gpu_gib=gpu_gib,
-        training_state_gib=update / n_gpus / GIB,
-        resident_during_rollout_gib=resident / n_gpus / GIB,
-        activations_gib=activations / GIB,
-        vllm_gib=float(arr.rollout.gpu_memory_utilization) * gpu_gib,
-        overhead_gib=OVERHEAD_GIB,
-        tokens_per_micro_batch=tokens,
+def _fsdp_model(fsdp, key: str, trainable: bool) -> FsdpModel:
+    return FsdpModel(
+        param_bytes=_dtype_bytes(fsdp.get("model_dtype", "fp32"), f"{key}.model_dtype"),
+        trainable=trainable,
+        param_offload=bool(fsdp.get("param_offload")),
+        optimizer_offload=bool(fsdp.get("optimizer_offload")),
     )
 
 
+def settings_from_config(config: DictConfig) -> MemorySettings:
+    """The values of verl's keys that decide memory, for the estimate."""
+    from verl.trainer.ppo.utils import need_reference_policy
+
+    from tinyzero.train.checks import gpus_needed, max_sequence_length, uses_critic
+
+    arr = config.actor_rollout_ref
+    actor, rollout = arr.actor, arr.rollout
+    sequence = max_sequence_length(config)
+
+    def budget(dynamic: bool, max_tokens, micro_batch) -> int:
+        return int(max_tokens) if dynamic else int(micro_batch or 1) * sequence
+
+    critic = uses_critic(config)
+    return MemorySettings(
+        n_gpus=gpus_needed(config),
+        actor=_fsdp_model(actor.fsdp_config, "actor_rollout_ref.actor.fsdp_config", trainable=True),
+        reference=_fsdp_model(arr.ref.fsdp_config, "actor_rollout_ref.ref.fsdp_config", trainable=False)
+        if need_reference_policy(config) else None,
+        critic=_fsdp_model(config.critic.fsdp, "critic.fsdp", trainable=True) if critic else None,
+        update_tokens=budget(actor.use_dynamic_bsz, actor.ppo_max_token_len_per_gpu, actor.ppo_micro_batch_size_per_gpu),
+        log_prob_tokens=budget(rollout.log_prob_use_dynamic_bsz, rollout.log_prob_max_token_len_per_gpu,
+                               rollout.log_prob_micro_batch_size_per_gpu),
+        critic_tokens=budget(config.critic.use_dynamic_bsz, config.critic.ppo_max_token_len_per_gpu,
+                             config.critic.ppo_micro_batch_size_per_gpu),
+        gradient_checkpointing=bool(arr.model.enable_gradient_checkpointing),
+        critic_gradient_checkpointing=bool(config.critic.model.get("enable_gradient_checkpointing", True)),
+        entropy_fused=bool(actor.fsdp_config.get("use_torch_compile", True) or actor.entropy_from_logits_with_chunking),
+        vllm_share=float(rollout.gpu_memory_utilization),
+        vllm_sleeps=rollout.get("enable_sleep_mode") is not False and bool(rollout.free_cache_engine),
+        rollout_tp=int(rollout.tensor_model_parallel_size),
+        weight_sync_bucket_mib=int(rollout.checkpoint_engine.update_weights_bucket_megabytes),
+    )
+
+
+def layer_activation_bytes(shape: ModelShape, tokens: int, checkpointing: bool) -> float:
+    """Activations of the decoder layers for a micro-batch, in bf16."""
+    one_layer = tokens * (10 * shape.hidden_size + 4 * shape.intermediate_size) * 2
+    if checkpointing:  # each layer keeps its input; one layer at a time is recomputed in full
+        return tokens * shape.hidden_size * shape.num_layers * 2 + one_layer
+    return one_layer * shape.num_layers
+
+
+def estimate(settings: MemorySettings, shape: ModelShape, gpu_gib: float) -> MemoryEstimate:
+    """A per-GPU estimate of verl's FSDP hybrid engine: FSDP shards over all GPUs, vLLM takes turns with training."""
+    n = shape.n_params
+    models = [model for model in (settings.actor, settings.reference, settings.critic) if model is not None]
+    shard = settings.n_gpus * GIB  # bytes to GiB per GPU
+    vocab = shape.vocab_size
+    critic_tokens = settings.critic_tokens if settings.critic is not None else None
+    vllm = settings.vllm_share * gpu_gib
+    return MemoryEstimate(
+        gpu_gib=gpu_gib,
+        state_gib=sum(model.state_bytes(n) for model in models) / shard,
+        grads_gib=settings.actor.grad_bytes(n) / shard,
+        critic_grads_gib=settings.critic.grad_bytes(n) / shard if settings.critic is not None else 0.0,
+        activations_gib=(layer_activation_bytes(shape, settings.update_tokens, settings.gradient_checkpointing)
+                         + settings.update_tokens * vocab * UPDATE_LOGIT_BYTES) / GIB,
+        critic_activations_gib=layer_activation_bytes(shape, critic_tokens, settings.critic_gradient_checkpointing) / GIB
+        if critic_tokens is not None else 0.0,
+        log_prob_gib=(layer_activation_bytes(shape, settings.log_prob_tokens, checkpointing=False) / shape.num_layers
+                      + settings.log_prob_tokens * vocab * LOG_PROB_LOGIT_BYTES[settings.entropy_fused]) / GIB,
+        resident_during_rollout_gib=sum(model.resident_bytes(n) for model in models) / shard,
+        vllm_gib=vllm,
+        vllm_asleep_gib=VLLM_ASLEEP_GIB if settings.vllm_sleeps else vllm,
+        vllm_weights_gib=n * 2 / settings.rollout_tp / GIB,  # bf16 weights, split by tensor parallelism
+        weight_sync_bucket_gib=settings.weight_sync_bucket_mib / 1024,
+        overhead_gib=OVERHEAD_GIB,
+        tokens_per_micro_batch=settings.update_tokens,
+        log_prob_tokens=settings.log_prob_tokens,
+        critic_tokens=critic_tokens,
+    )
+
+
+def estimate_memory(config: DictConfig, shape: ModelShape, gpu_gib: float) -> MemoryEstimate:
+    """The estimate for a composed config."""
+    return estimate(settings_from_config(config), shape, gpu_gib)
+
+
 def check_memory(estimate: MemoryEstimate) -> str:
+    from tinyzero.recipe import CheckError
+
     if estimate.peak_gib <= estimate.gpu_gib:
         return estimate.summary()
     advice = []
-    if estimate.rollout_peak_gib > estimate.gpu_gib:
+    if max(estimate.rollout_peak_gib, estimate.weight_sync_peak_gib) > estimate.gpu_gib:
         share_that_fits = (estimate.gpu_gib - estimate.resident_during_rollout_gib - estimate.overhead_gib) / estimate.gpu_gib
         advice.append(
             f"while vLLM generates, the training state stays resident: lower "
@@ -217,12 +371,20 @@ def check_memory(estimate: MemoryEstimate) -> str:
             "offload it with actor_rollout_ref.actor.fsdp_config.optimizer_offload=true / param_offload=true "
             "(and actor_rollout_ref.ref.fsdp_config.param_offload=true)"
         )
-    if estimate.training_peak_gib > estimate.gpu_gib:
+    if estimate.update_peak_gib > estimate.gpu_gib:
         advice.append(
             "during the update: fewer tokens per GPU (actor_rollout_ref.actor.ppo_max_token_len_per_gpu, or "
             "ppo_micro_batch_size_per_gpu without dynamic batch sizes), or enable "
             "actor_rollout_ref.model.enable_gradient_checkpointing=true"
         )
+    if estimate.log_prob_peak_gib > estimate.gpu_gib:
+        advice.append(
+            "computing the old log-probs and entropy: fewer tokens per GPU "
+            "(actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu), or "
+            "actor_rollout_ref.actor.entropy_from_logits_with_chunking=true"
+        )
+    if estimate.critic_update_peak_gib > estimate.gpu_gib:
+        advice.append("during the critic's update: fewer tokens per GPU (critic.ppo_max_token_len_per_gpu)")
     advice.append("more GPUs (trainer.n_gpus_per_node / trainer.nnodes) shard the training state further")
     raise CheckError(
         f"the run is estimated not to fit in GPU memory: {estimate.summary()}.\nTo fit:\n  - "
