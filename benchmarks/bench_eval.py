@@ -25,13 +25,12 @@ PROMPT = (
 )
 
 
-def qwen25_05b_shaped(folder: Path):
-    """A random model with Qwen2.5-0.5B's dimensions and a word-level tokenizer of its vocab size."""
-    import torch
+def word_level_tokenizer(vocab_size: int = 151936):
+    """A word-level tokenizer with Qwen2.5's vocabulary size (ids 0-7 are the special tokens; eos
+    and pad are 0), padding on the left: it stands in for Qwen's with random Qwen2.5-shaped models."""
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    from transformers import PreTrainedTokenizerFast
 
-    vocab_size = 151936
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>", "<answer>", "</answer>", "[UNK]"]
     vocab = {token: i for i, token in enumerate(specials)}
     vocab.update({f"w{i}": i for i in range(len(specials), vocab_size)})
@@ -40,6 +39,17 @@ def qwen25_05b_shaped(folder: Path):
     hf_tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, eos_token="<|endoftext|>", pad_token="<|endoftext|>"
     )
+    hf_tokenizer.padding_side = "left"
+    return hf_tokenizer
+
+
+def qwen25_05b_shaped(folder: Path):
+    """A random model with Qwen2.5-0.5B's dimensions and a word-level tokenizer of its vocab size."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    vocab_size = 151936
+    hf_tokenizer = word_level_tokenizer(vocab_size)
     config = Qwen2Config(
         vocab_size=vocab_size,
         hidden_size=896,
@@ -57,7 +67,6 @@ def qwen25_05b_shaped(folder: Path):
     model = Qwen2ForCausalLM(config).to(torch.bfloat16)
     model.save_pretrained(folder)
     # Returned, not reloaded: AutoTokenizer would pick Qwen2's tokenizer class for this folder.
-    hf_tokenizer.padding_side = "left"
     return folder, hf_tokenizer
 
 
