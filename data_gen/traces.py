@@ -46,6 +46,7 @@ from data_gen.dataset import generate_problems
 from data_gen.multiply import MultiplyConfig
 from data_gen.solver import join_expression
 from data_gen.tasks import TASK_SPECS
+from tinyzero.files import write_all_atomically
 from tinyzero.rewards.answer import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
 
 __all__ = ["STYLES", "TRACES_FILE", "TRACES_INFO_FILE", "TracesConfig", "countdown_trace", "make_traces", "multiply_trace", "write_traces"]
@@ -431,7 +432,7 @@ def _traces_for(config: TracesConfig, problems: list[tuple]) -> tuple[list[tuple
 
 
 def write_traces(config: TracesConfig, out_dir: str | os.PathLike) -> dict:
-    """Write out_dir/traces.parquet and out_dir/traces_info.json (temporary names, then renamed)."""
+    """Write out_dir/traces.parquet and out_dir/traces_info.json, both or neither (atomic renames)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -439,18 +440,12 @@ def write_traces(config: TracesConfig, out_dir: str | os.PathLike) -> dict:
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"output path {out_dir} exists and is not a folder: choose another --out")
     rows, report = make_traces(config)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {out_dir / TRACES_FILE: None, out_dir / TRACES_INFO_FILE: None}
-    temporary = {path: path.with_name(f".{path.name}.tmp-{os.getpid()}") for path in paths}
-    try:
-        pq.write_table(pa.Table.from_pylist(rows), temporary[out_dir / TRACES_FILE])
-        temporary[out_dir / TRACES_INFO_FILE].write_text(json.dumps(report, indent=2) + "\n")
-        for final, temp in temporary.items():
-            os.replace(temp, final)
-    finally:
-        for temp in temporary.values():
-            temp.unlink(missing_ok=True)
-    return {"traces": str(out_dir / TRACES_FILE), "info": str(out_dir / TRACES_INFO_FILE), **{k: report[k] for k in ("count", "styles", "skipped_problems")}}
+    write_all_atomically({
+        out_dir / TRACES_FILE: lambda temp: pq.write_table(pa.Table.from_pylist(rows), temp),
+        out_dir / TRACES_INFO_FILE: lambda temp: temp.write_text(json.dumps(report, indent=2) + "\n"),
+    })
+    return {"traces": str(out_dir / TRACES_FILE), "info": str(out_dir / TRACES_INFO_FILE),
+            **{key: report[key] for key in ("count", "styles", "skipped_problems")}}
 
 
 # -- command line: `python -m data_gen traces TASK --out DIR [options]` ---------------------------
