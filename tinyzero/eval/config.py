@@ -14,7 +14,6 @@ from typing import Optional
 from omegaconf import MISSING, OmegaConf
 
 from tinyzero.templates import PROMPT_STYLES
-from tinyzero.train.rollout import MAX_VLLM_TEMPERATURE
 
 
 class Backend(str, Enum):
@@ -80,6 +79,9 @@ class EvalConfig:
 
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
+# vLLM rejects hotter sampling per request, after the model has loaded (vllm/sampling_params.py
+# `_verify_args`: "temperature must be in [0, 2]"); training checks its rollout keys the same way.
+MAX_VLLM_TEMPERATURE = 2.0
 
 
 def _uses_vllm(backend) -> bool:

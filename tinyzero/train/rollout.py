@@ -18,7 +18,7 @@ from omegaconf import DictConfig, open_dict
 from tinyzero.recipe import CheckError
 
 AGENT_LOOP_NAME = "tinyzero_stop_at_answer"  # registered by conf/agent_loops.yaml
-# vllm/sampling_params.py `_verify_args`: "temperature must be in [0, 2]" (eval checks it too).
+# vllm/sampling_params.py `_verify_args`: "temperature must be in [0, 2]" (eval has its own check).
 MAX_VLLM_TEMPERATURE = 2.0
 
 
