@@ -9,6 +9,8 @@ The story of a launch, top to bottom:
    change. The launch settles what verl leaves to it: the attention kernel (.attention), the stop at
    `</answer>` and vLLM's concurrency (.rollout), TransferQueue's storage units (.cluster).
 3. The task's parquet files are generated when missing, under a folder keyed by the task config.
+   A recipe with a `priming` block then primes the base model on supervised traces (verl's SFT
+   trainer, tinyzero.train.prime) unless the model for that exact block exists, and RL starts from it.
 4. wandb goes offline when there are no credentials; the plan is printed.
 5. verl's `run_ppo` launches its trainer on Ray: vLLM rollouts, our reward, FSDP updates.
 `dry_run=true` stops after step 4 and prints the resolved config; it needs no GPU.
@@ -35,7 +37,7 @@ from tinyzero.recipe import (
     with_task_defaults,
 )
 from tinyzero.templates import chat_template_for
-from tinyzero.train import attention, checks, cluster, memory, rollout
+from tinyzero.train import attention, checks, cluster, memory, prime, rollout
 
 # --- Data ------------------------------------------------------------------------------------
 
@@ -66,6 +68,44 @@ def prepare_data(config: DictConfig) -> list[str]:
         for path in checks.as_list(config.data[key]):
             notes.append(checks.check_dataset_file(str(path), f"data.{key}", config))
     return notes
+
+
+# --- Priming ---------------------------------------------------------------------------------
+
+
+def check_priming_machine(inventory: checks.GpuInventory) -> str:
+    """SFT runs on the machine that launches: a Ray head without GPUs would prime on its CPU."""
+    from verl.utils.device import get_device_name
+
+    here = get_device_name()
+    if here == "cpu" and inventory.count and inventory.source != "local CUDA":
+        raise CheckError(
+            f"priming runs on the machine that launches, and this one has no GPU (the {inventory.count} GPU(s) "
+            f"are in the {inventory.source}): launch from a GPU node, or prime once there with the same recipe "
+            "and data_root; the primed model is then reused"
+        )
+    return f"runs on this machine ({here})"
+
+
+def prepare_priming(config: DictConfig, dry_run: bool, inventory: checks.GpuInventory) -> list[str]:
+    """With a `priming` block, RL starts from the primed model, primed first when missing.
+
+    After the data checks, which read the base model's tokenizer (priming keeps it). The reference
+    shares actor_rollout_ref.model (the KL is to the primed start); the critic follows when it starts
+    from the policy's weights (train.yaml's interpolation, or the same path written out).
+    """
+    if config.get("priming") is None:
+        return []
+    notes = []
+    if not prime.is_primed(config):
+        notes.append(f"check: priming {reported(lambda: check_priming_machine(inventory), dry_run)}")
+    base = str(config.actor_rollout_ref.model.path)
+    model, lines = prime.prime(config, dry_run)
+    with open_dict(config):
+        if not OmegaConf.is_interpolation(config.critic.model, "path") and str(config.critic.model.path) == base:
+            config.critic.model.path = str(model)
+        config.actor_rollout_ref.model.path = str(model)
+    return lines + notes
 
 
 # --- Operations ------------------------------------------------------------------------------
@@ -218,6 +258,7 @@ def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
     data_notes = prepare_data(config)
     rows = train_rows(config)
     data_notes.append(checks.check_train_rows(rows, config))
+    priming_notes = prepare_priming(config, dry_run, inventory)
     make_output_paths_absolute(config)
     logging_notes = configure_logging(config)
     if address:
@@ -226,7 +267,8 @@ def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
     checks_report = [f"check: batch   {batch}", f"check: GPUs    {gpus}", f"check: CPUs    {cpus}"]
     checks_report += [f"check: nodes   {nodes}", f"check: memory  {fit}"]
     checks_report += [f"check: data    {note}" for note in data_notes]
-    return plan_lines(config, inventory, estimate, rows, attention_line, rollout_line) + checks_report + logging_notes
+    plan = plan_lines(config, inventory, estimate, rows, attention_line, rollout_line)
+    return plan + priming_notes + checks_report + logging_notes
 
 
 def launch(config: DictConfig) -> None:

@@ -124,6 +124,11 @@ def primed_dir(config: DictConfig, traces) -> Path:
     return absolute(config.data_root) / "primed" / f"{traces.task}-{digest}"
 
 
+def is_primed(config: DictConfig) -> bool:
+    """Whether the primed model of exactly this priming config is complete (its record is written last)."""
+    return (primed_dir(config, traces_config(config)) / RECORD_FILE).is_file()
+
+
 def launch_layer(config: DictConfig, folder: Path, traces_file: Path) -> DictConfig:
     """The launch's sft keys (LAUNCH_KEYS), over the recipe's block. The device is the worker's to
     say (verl's platform, in that process)."""
@@ -174,7 +179,7 @@ def prime(config: DictConfig, dry_run: bool = False) -> tuple[Path, list[str]]:
     batch = check_batch(config, traces, nprocs)
     folder = primed_dir(config, traces)
     model = folder / MODEL_FOLDER
-    if (folder / RECORD_FILE).is_file():
+    if is_primed(config):
         return model, [f"priming: reusing {model}"]
     if dry_run:
         return model, [f"priming: would prime {config.actor_rollout_ref.model.path} into {model} ({batch})"]
