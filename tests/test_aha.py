@@ -3,12 +3,14 @@
 import csv
 import inspect
 import json
+import math
+import random
 import re
 import tracemalloc
 
 import pytest
 
-from tinyzero.aha import analyse, find_aha, find_step_files, mean_shift, parse_ground_truth
+from tinyzero.aha import analyse, changepoint, find_aha, find_step_files, fit_ramp, mean_shift, parse_ground_truth
 from tinyzero.aha.__main__ import main
 from tinyzero.aha.reader import Task
 from tinyzero.aha.report import write_atomic
@@ -244,6 +246,100 @@ def test_aha_needs_reflection_to_rise_and_accuracy_to_confirm_it():
     assert unconfirmed.step == 5 and not unconfirmed.confirmed
     confirmed = find_aha(_rows([0.0] * 4 + [0.7] * 4, [0.2] * 4 + [0.6] * 4))
     assert confirmed.step == 5 and confirmed.confirmed
+
+
+# --- Where the rise begins: the ramp fit -------------------------------------------------------
+
+
+def _ramp(steps, first_raised, ramp_end, low=0.05, high=0.65):
+    """low up to first_raised - 1, a straight climb reaching high at ramp_end, then high."""
+    span = ramp_end - first_raised + 1
+    return [low + (high - low) * min(1.0, max(0, step - first_raised + 1) / span) for step in range(1, steps + 1)]
+
+
+def test_a_gradual_ramp_is_reported_where_it_begins_and_ends_not_mid_ramp():
+    reflection = _ramp(40, first_raised=11, ramp_end=25)
+    accuracy = [0.1 + r / 2 for r in reflection]
+    aha = find_aha(_rows(reflection, accuracy))
+    assert (aha.step, aha.ramp_end) == (11, 25) and aha.confirmed
+    assert aha.fit["low"] == pytest.approx(0.05) and aha.fit["high"] == pytest.approx(0.65)
+    assert aha.reflection_before == pytest.approx(0.05) and aha.reflection_after == pytest.approx(0.65)
+    # The single mean-shift split this replaces lands in the middle of the ramp.
+    assert 16 <= mean_shift(reflection) + 1 <= 20
+
+
+def test_a_sudden_jump_starts_and_ends_at_the_same_step():
+    aha = find_aha(_rows([0.0] * 4 + [0.7] * 4, [0.2] * 4 + [0.6] * 4))
+    assert aha.step == aha.ramp_end == 5
+    jump_then_climb = [0.03] * 9 + [0.4 + 0.4 * i / 30 for i in range(31)]  # the synthetic dump's default shape
+    aha = find_aha(_rows(jump_then_climb, [0.5] * 40))
+    assert aha.step == 10 and aha.fit["start"] == pytest.approx(0.4) and aha.ramp_end == 40
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_noisy_ramp_is_found_within_two_steps(seed):
+    rng = random.Random(seed)
+    # 64 responses a step: binomial noise of about 0.05, the size of one step of the climb (0.04)
+    reflection = [sum(rng.random() < p for _ in range(64)) / 64 for p in _ramp(40, first_raised=10, ramp_end=24)]
+    aha = find_aha(_rows(reflection, reflection))
+    assert abs(aha.step - 10) <= 2 and abs(aha.ramp_end - 24) <= 2, aha.as_json()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_synthetic_dump_with_a_gradual_rise(tmp_path, seed):
+    dump = write_synthetic_dump(tmp_path, steps=40, aha_step=10, samples_per_step=32, seed=seed, ramp=15)
+    aha = analyse(dump, examples=0).aha
+    assert abs(aha.step - 10) <= 2 and abs(aha.ramp_end - 24) <= 2 and aha.confirmed, aha.as_json()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_noise_without_a_rise_is_no_aha_moment(seed):
+    rng = random.Random(seed)
+    reflection = [sum(rng.random() < 0.2 for _ in range(32)) / 32 for _ in range(40)]
+    aha = find_aha(_rows(reflection, reflection))
+    assert aha.step is None and aha.ramp_end is None
+    assert "within its noise" in aha.reason or "does not rise" in aha.reason
+
+
+def test_the_fit_is_the_least_squares_one_over_every_pair_of_knots():
+    """Against a brute-force least-squares fit of each curve shape at every pair of knots."""
+    import numpy as np
+
+    def design(x, s, e, jump):
+        rows = []
+        for i, xi in enumerate(x):
+            origin = x[s + 1] if jump else x[s]
+            ramp = 0.0 if i <= s else 1.0 if i >= e else (xi - origin) / (x[e] - origin)
+            rows.append([1.0, float(i > s), ramp] if jump else [1.0, ramp])
+        return np.array(rows)
+
+    def sse(x, y, s, e, jump):
+        matrix = design(x, s, e, jump)
+        coefficients = np.linalg.lstsq(matrix, np.array(y), rcond=None)[0]
+        return float(((matrix @ coefficients - y) ** 2).sum())
+
+    rng = random.Random(4)
+    for _ in range(20):
+        n = rng.randint(7, 12)
+        x = sorted(rng.sample(range(1, 50), n))  # uneven steps: a dump with gaps
+        y = [rng.random() for _ in x]
+        pairs = [(s, e) for s in range(1, n - 2) for e in range(s + 1, n) if not (e == s + 1 and n - e < 2)]
+        ramp = min(sse(x, y, s, e, False) for s, e in pairs)
+        jump = min(sse(x, y, s, e, True) for s, e in pairs if e > s + 1)
+        with_jump = n * math.log(ramp / jump) > changepoint.JUMP_PENALTY * math.log(n)
+        fit = fit_ramp(y, x)
+        assert sse(x, y, fit.last_low, fit.first_high, with_jump) == pytest.approx(jump if with_jump else ramp, abs=1e-9)
+        assert fit.noise == pytest.approx(math.sqrt((jump if with_jump else ramp) / (n - (5 if with_jump else 4))))
+    assert fit_ramp([0.1, 0.2, 0.3]) is None  # too short
+
+
+def test_synthetic_ramp_option(tmp_path, capsys):
+    from tinyzero.aha.synthetic import main as synthetic_main
+
+    assert synthetic_main([str(tmp_path), "--steps", "12", "--aha-step", "4", "--ramp", "5", "--samples-per-step", "2"]) == 0
+    assert "reflection rising from step 4 to 8" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="ramp=-1 must be 0"):
+        write_synthetic_dump(tmp_path, steps=12, aha_step=4, ramp=-1)
 
 
 def test_lengths_in_tokens_with_a_tokenizer(tmp_path, tiny_model_dir):

@@ -9,7 +9,7 @@ Command line: `python -m tinyzero.aha ROLLOUT_DIR --out DIR`. A synthetic dump f
 """
 
 from tinyzero.aha.analysis import Analysis, Example, analyse
-from tinyzero.aha.changepoint import AhaMoment, find_aha, mean_shift
+from tinyzero.aha.changepoint import AhaMoment, RampFit, find_aha, fit_ramp, mean_shift
 from tinyzero.aha.detectors import (
     BEHAVIOURS,
     REFLECTIVE,
@@ -25,5 +25,5 @@ from tinyzero.aha.report import write_report
 __all__ = [
     "AhaMoment", "Analysis", "BEHAVIOURS", "Detector", "DumpError", "Example", "REFLECTIVE", "Rollout",
     "Span", "StepFile", "Task", "analyse", "default_detectors", "detect", "evaluate_detectors",
-    "find_aha", "find_step_files", "mean_shift", "parse_ground_truth", "write_report",
+    "find_aha", "find_step_files", "fit_ramp", "mean_shift", "parse_ground_truth", "RampFit", "write_report",
 ]

@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     if aha.step is None:
         print(f"no aha step: {aha.reason}")
     else:
-        print(f"aha step {aha.step}: reflection {aha.reflection_before:.2f} -> {aha.reflection_after:.2f}, "
+        rise = f"rising to step {aha.ramp_end}" if aha.ramp_end != aha.step else "a jump"
+        print(f"aha step {aha.step} ({rise}): reflection {aha.reflection_before:.2f} -> {aha.reflection_after:.2f}, "
               f"accuracy {aha.accuracy_before:.2f} -> {aha.accuracy_after:.2f} ({aha.reason})")
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

@@ -73,11 +73,13 @@ def render_plots(analysis: Analysis) -> dict[str, bytes]:
 
     rows = analysis.rows
     steps = [r["step"] for r in rows]
-    aha_step = analysis.aha.step
+    aha_step, ramp_end = analysis.aha.step, analysis.aha.ramp_end
 
     def finish(fig, ax, ylabel: str) -> bytes:
         if aha_step is not None:
-            ax.axvline(aha_step, color="black", linestyle="--", linewidth=1, label=f"aha step {aha_step}")
+            ax.axvline(aha_step, color="black", linestyle="--", linewidth=1, label=f"aha step {aha_step} (rise begins)")
+            if ramp_end is not None and ramp_end > aha_step:
+                ax.axvspan(aha_step, ramp_end, color="black", alpha=0.08, label=f"rise, to step {ramp_end}")
         ax.set_xlabel("training step")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
@@ -167,8 +169,9 @@ def report_html(analysis: Analysis, plots: dict[str, bytes]) -> str:
         f"&middot; lengths in {esc(analysis.length_unit)}</p>",
     ]
     if aha.step is not None:
-        out.append(f"<p class='aha'>Aha step: <b>{aha.step}</b> ({esc(aha.reason)}).</p>")
-        out.append("<table><tr><th></th><th>before</th><th>after</th></tr>")
+        rise = f"the rise begins; it ends at step {aha.ramp_end}" if aha.ramp_end != aha.step else "a sudden jump"
+        out.append(f"<p class='aha'>Aha step: <b>{aha.step}</b> ({rise}; {esc(aha.reason)}).</p>")
+        out.append("<table><tr><th></th><th>before the rise</th><th>after it</th></tr>")
         out.append(f"<tr><th>reflection rate</th><td>{aha.reflection_before:.3f}</td><td>{aha.reflection_after:.3f}</td></tr>")
         out.append(f"<tr><th>accuracy</th><td>{aha.accuracy_before:.3f}</td><td>{aha.accuracy_after:.3f}</td></tr>")
         for b in BEHAVIOURS:

@@ -7,6 +7,7 @@ and those reach the right answer far more often. Wordings vary so that the detec
 fed one template.
 
     python -m tinyzero.aha.synthetic DIR --steps 40 --aha-step 15
+    python -m tinyzero.aha.synthetic DIR --steps 40 --aha-step 10 --ramp 15   # a gradual rise
 """
 
 from __future__ import annotations
@@ -118,10 +119,17 @@ def _response(rng: random.Random, reflective: bool, numbers: list[int], ops: lis
     return f"{text}{_final(expression)}", True, True
 
 
-def reflection_probability(step: int, steps: int, aha_step: int) -> float:
-    """Rare before aha_step; jumps to 0.4 there and climbs to 0.8 by the last step."""
+RARE, FULL = 0.03, 0.8  # the reflection probability before the aha step, and at its height
+
+
+def reflection_probability(step: int, steps: int, aha_step: int, ramp: int = 0) -> float:
+    """Rare before aha_step. ramp=0: jumps to 0.4 there and climbs to 0.8 by the last step.
+    ramp=R: climbs in a straight line from aha_step on, reaching 0.8 at step aha_step + R - 1 (the
+    ramp's end) and staying there."""
     if step < aha_step:
-        return 0.03
+        return RARE
+    if ramp:
+        return RARE + (FULL - RARE) * min(1.0, (step - aha_step + 1) / ramp)
     return 0.4 + 0.4 * (step - aha_step) / max(1, steps - aha_step)
 
 
@@ -132,12 +140,16 @@ def write_synthetic_dump(
     samples_per_step: int = 32,
     seed: int = 0,
     reward_extras: bool = True,
+    ramp: int = 0,
 ) -> Path:
     """Write out_dir/1.jsonl .. out_dir/STEPS.jsonl as verl does (steps count from 1).
 
-    reward_extras=False leaves out `acc` and `has_answer`, as verl's default v1 trainer does."""
+    reward_extras=False leaves out `acc` and `has_answer`, as verl's default v1 trainer does.
+    ramp=R makes reflection rise gradually over R steps from aha_step (reflection_probability)."""
     if not 1 <= aha_step <= steps:
         raise ValueError(f"aha_step={aha_step} must be within 1..steps={steps}")
+    if ramp < 0:
+        raise ValueError(f"ramp={ramp} must be 0 (a jump) or a number of steps")
     if samples_per_step < 1:
         raise ValueError(f"samples_per_step={samples_per_step} must be at least 1")
     out = Path(out_dir)
@@ -147,7 +159,7 @@ def write_synthetic_dump(
         lines = []
         for i in range(samples_per_step):
             numbers, ops, target = _problem(rng)
-            reflective = rng.random() < reflection_probability(step, steps, aha_step)
+            reflective = rng.random() < reflection_probability(step, steps, aha_step, ramp)
             text, correct, has_answer = _response(rng, reflective, numbers, ops, target)
             record = {
                 "input": training_prompt(numbers, target),
@@ -171,12 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--aha-step", type=int, default=15, help="step at which reflection starts")
     parser.add_argument("--samples-per-step", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ramp", type=int, default=0, metavar="STEPS",
+                        help="reflection climbs gradually over STEPS steps from the aha step (default 0: a jump)")
     args = parser.parse_args(argv)
     try:
-        out = write_synthetic_dump(args.out_dir, args.steps, args.aha_step, args.samples_per_step, args.seed)
+        out = write_synthetic_dump(args.out_dir, args.steps, args.aha_step, args.samples_per_step, args.seed,
+                                   ramp=args.ramp)
     except ValueError as error:
         parser.error(str(error))
-    print(f"wrote a synthetic dump of {args.steps} steps (reflection from step {args.aha_step}) to {out}")
+    shape = f"rising from step {args.aha_step} to {args.aha_step + args.ramp - 1}" if args.ramp else f"from step {args.aha_step}"
+    print(f"wrote a synthetic dump of {args.steps} steps (reflection {shape}) to {out}")
     return 0
 
 
