@@ -233,6 +233,14 @@ def check_training(table: Table, shape: ModelShape, tokens: int, sequence: int, 
         torch.cuda.empty_cache()
 
 
+def use_kernel(model, attention: str) -> None:
+    """Switch the attention kernel in place (transformers 5; older ones read the config per call)."""
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation(attention)
+    else:
+        model.config._attn_implementation = attention
+
+
 def check_attention(table: Table, shape: ModelShape, lengths: list[int], device, model_dir: Path | None):
     """sdpa and eager on one padded bf16 batch, and packed sdpa; saves the model for the eval row."""
     import torch
@@ -261,7 +269,7 @@ def check_attention(table: Table, shape: ModelShape, lengths: list[int], device,
     starts = [sum(lengths[:i]) for i in range(len(lengths))]
     keep = torch.cat([torch.arange(start, start + length - 1, device=device) for start, length in zip(starts, lengths)])
     packed = torch.log_softmax(logits[keep], -1).gather(-1, row[0, keep + 1].unsqueeze(-1)).squeeze(-1)
-    model.set_attn_implementation("eager")
+    use_kernel(model, "eager")
     eager = padded_log_probs()
     spread = f"log-probs {sdpa.mean():.2f} +- {sdpa.std():.2f}, {len(lengths)} sequences of {lengths}"
     table.add("sdpa vs eager log-probs (bf16), max |diff|", f"{(sdpa - eager).abs().max():.2e}",
@@ -269,7 +277,7 @@ def check_attention(table: Table, shape: ModelShape, lengths: list[int], device,
     table.add("packed sdpa vs padded sdpa (bf16), max |diff|", f"{(packed - sdpa).abs().max():.2e}",
               f"mean |diff| {(packed - sdpa).abs().mean():.1e}", "packed: positions restart, no mask given")
     if model_dir is not None:
-        model.set_attn_implementation("sdpa")
+        use_kernel(model, "sdpa")
         model.save_pretrained(model_dir)
     del model
     gc.collect()
