@@ -141,7 +141,8 @@ def launch_layer(config: DictConfig, folder: Path, traces_file: Path) -> DictCon
         },
         "engine": {"strategy": str(config.actor_rollout_ref.actor.strategy)},
         "data": {"train_files": str(traces_file)},
-        # verl resumes from here after a crash (resume_mode auto); removed once the model is out.
+        # verl resumes from here after a crash (resume_mode auto) when priming.sft.trainer.save_freq
+        # saved a checkpoint (verl's default saves only at the end); removed once the model is out.
         "trainer": {"default_local_dir": str(folder / "checkpoints")},
         "checkpoint": {"save_contents": ["model", "optimizer", "extra", "hf_model"]},
     }
@@ -197,8 +198,9 @@ def prime(config: DictConfig, dry_run: bool = False) -> tuple[Path, list[str]]:
                "-m", "tinyzero.train.prime", str(folder / SFT_FILE)]
     print(f"[tinyzero] priming: {' '.join(command)}", flush=True)
     if subprocess.run(command).returncode != 0:
-        raise RuntimeError(f"priming failed (its output is above); the SFT config is {folder / SFT_FILE}, and a rerun "
-                           f"resumes from {folder / 'checkpoints'}")
+        raise RuntimeError(f"priming failed (its output is above); the SFT config is {folder / SFT_FILE}. A rerun "
+                           f"resumes from a checkpoint in {folder / 'checkpoints'} if priming.sft.trainer.save_freq "
+                           "saved one, else primes from the start")
     _collect_model(folder, model)
     (folder / RECORD_FILE).write_text(json.dumps(fingerprint(config, traces), indent=2, default=str) + "\n")
     return model, [f"priming: primed {model} ({batch}; {lengths})"]
@@ -217,20 +219,27 @@ def _collect_model(folder: Path, model: Path) -> None:
     shutil.rmtree(checkpoints)
 
 
-def run_worker(sft_file: str) -> None:
-    """Inside torchrun: verl's sft_trainer_engine config, then sft.yaml, then verl's run_sft."""
+def verl_sft_config(layer: DictConfig, device: str) -> DictConfig:
+    """verl's sft_trainer_engine config (composed as verl's own SFT main does), with the launch
+    layer and the device merged in. Uses Hydra's global state: call it where no Hydra app runs."""
     import verl
     from hydra import compose, initialize_config_dir
-    from verl.trainer.sft_trainer import run_sft
-    from verl.utils.device import get_device_name
 
     with initialize_config_dir(config_dir=os.path.join(os.path.dirname(verl.__file__), "trainer", "config"), version_base=None):
         config = compose("sft_trainer_engine")
     # verl's config is a struct: a misspelt key in priming.sft fails here, before any model loads.
     # override_config is free-form by design (Hugging Face config keys).
     with open_dict(config.model.override_config):
-        config.merge_with(OmegaConf.load(sft_file), {"trainer": {"device": get_device_name()}})
-    run_sft(config)
+        config.merge_with(layer, {"trainer": {"device": device}})
+    return config
+
+
+def run_worker(sft_file: str) -> None:
+    """Inside torchrun: verl's sft_trainer_engine config, then sft.yaml, then verl's run_sft."""
+    from verl.trainer.sft_trainer import run_sft
+    from verl.utils.device import get_device_name
+
+    run_sft(verl_sft_config(OmegaConf.load(sft_file), get_device_name()))
 
 
 if __name__ == "__main__":
