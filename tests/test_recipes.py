@@ -103,7 +103,7 @@ def test_primed_recipe_passes_the_priming_checks_and_verls_sft_config(recipe, tm
 
     layer = prime.launch_layer(config, model.parent, model.parent / "traces" / TRACES_FILE)
     sft = prime.verl_sft_config(layer, "cuda")
-    assert sft.model.path == config.actor_rollout_ref.model.path and sft.engine.strategy == config.actor_rollout_ref.actor.strategy
+    assert sft.model.path == str(config.actor_rollout_ref.model.path) and sft.engine.strategy == config.actor_rollout_ref.actor.strategy
     assert "hf_model" in sft.checkpoint.save_contents
     for section in ("optim", "engine", "checkpoint"):
         omega_conf_to_dataclass(sft[section])  # verl's own validation of each section (lr scheduler, ...)
