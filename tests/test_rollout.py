@@ -95,7 +95,7 @@ def test_the_stop_needs_vllm():
 
 
 def test_the_stop_reaches_vllm_through_verls_training_loop(tmp_path):
-    """verl's whole loop on CPU (recipes/countdown_tiny: vLLM's CPU build, a random tiny model), with
+    """verl's whole loop on CPU (recipes/countdown_tiny unprimed: vLLM's CPU build, a random tiny model), with
     the agent loop's stop strings set to what a random model does write: a space in its sampled
     training answers, `>` in its greedy validation ones (a random model never writes </answer>; that
     stop is tested on vLLM above). verl reads the agent-loop file, builds StopAtAnswerAgentLoop for
@@ -111,7 +111,7 @@ def test_the_stop_reaches_vllm_through_verls_training_loop(tmp_path):
         "  stop: [' ', '>']\n"
     )
     result = subprocess.run(
-        [sys.executable, "-m", "tinyzero.train", "+recipe=countdown_tiny", f"data_root={tmp_path}/data",
+        [sys.executable, "-m", "tinyzero.train", "+recipe=countdown_tiny", "priming=null", f"data_root={tmp_path}/data",
          f"trainer.default_local_dir={tmp_path}/ckpt", "trainer.total_training_steps=1", "trainer.test_freq=1",
          "trainer.save_freq=-1", f"actor_rollout_ref.rollout.agent.agent_loop_config_path={loops}"],
         capture_output=True, text=True, timeout=1500, cwd=tmp_path, env={**os.environ, "WANDB_MODE": "disabled"},
