@@ -155,6 +155,38 @@ def test_unknown_key_check_names_the_typo_and_the_intended_key():
     assert "engine_kwargs" not in str(error.value)  # verl passes engine_kwargs through: anything goes there
 
 
+def test_plus_keys_that_verl_or_ray_read_pass_and_their_typos_do_not():
+    """verl's YAML leaves out some dataclass fields (RolloutConfig.enable_sleep_mode) and all of
+    ray.init's parameters; `+key=` sets them and verl or Ray really reads them."""
+    config = with_overrides("+actor_rollout_ref.rollout.enable_sleep_mode=false", "+ray_kwargs.ray_init.num_gpus=1")
+    checks.check_unknown_keys(config, checks.reference_config())
+    for typo, hint in (("+actor_rollout_ref.rollout.enable_sleep_mod=false", "actor_rollout_ref.rollout.enable_sleep_mode"),
+                       ("+ray_kwargs.ray_init.num_gpu=1", "ray_kwargs.ray_init.num_gpus")):
+        with pytest.raises(CheckError, match=rf"\(did you mean {hint}\?\)"):
+            checks.check_unknown_keys(with_overrides(typo), checks.reference_config())
+
+
+def test_prompt_length_check_measures_with_the_runs_tokenizer(tmp_path, tiny_model_dir):
+    """The tests' tokenizer makes a Countdown prompt 269 tokens (with the base template): refused
+    at 256, naming the row, its length and the key; accepted at 320."""
+    from tinyzero.train.app import apply_prompt_style, prepare_data
+
+    def prepared(limit):
+        config = with_overrides(f"actor_rollout_ref.model.path={tiny_model_dir}", f"data_root={tmp_path}",
+                                "task.train_size=16", "task.test_size=4", f"data.max_prompt_length={limit}")
+        apply_prompt_style(config)
+        prepare_data(config)
+        return config
+
+    with pytest.raises(CheckError, match=r"a prompt is 2\d\d tokens long .* data.max_prompt_length=256.*Longest: row \d+ of "
+                                         r".*train.parquet.*Raise data.max_prompt_length to at least 2\d\d"):
+        checks.check_prompt_lengths(prepared(256))
+    assert checks.check_prompt_lengths(prepared(320)).startswith("longest prompt 2")
+    hub = prepared(320)
+    hub.actor_rollout_ref.model.path = "Qwen/Not-Downloaded-Here"  # never looked up on the network
+    assert checks.check_prompt_lengths(hub).startswith("prompt lengths not measured")
+
+
 def test_dataset_check_names_missing_columns(tmp_path, flagship):
     path = tmp_path / "mine.parquet"
     pq.write_table(pa.table({"prompt": [json.dumps([{"role": "user", "content": "hi"}])], "answer": ["1"]}), path)

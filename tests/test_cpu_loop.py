@@ -129,6 +129,82 @@ def test_trl_without_a_value_head_is_not_offered_to_verl():
     assert (verl_sees, monkey_patch_sees) == ("False", "False")
 
 
+# --- The launch on a CPU: the tiny model, the CPU-run checks, the plan -------------------------
+
+
+def tiny(*overrides, tmp_path):
+    from tinyzero.recipe import compose
+
+    return compose(["+recipe=countdown_tiny", f"data_root={tmp_path}", *overrides])
+
+
+def test_the_tiny_model_is_built_once_per_config(tmp_path):
+    from tinyzero.train.app import prepare_tiny_model
+
+    first, again = tiny(tmp_path=tmp_path), tiny(tmp_path=tmp_path)
+    assert prepare_tiny_model(first).startswith("tiny model: built ")
+    assert prepare_tiny_model(again) == f"tiny model: reusing {first.actor_rollout_ref.model.path}"
+    assert (Path(first.actor_rollout_ref.model.path) / "tokenizer.json").is_file()
+    wider = tiny("tiny_model.hidden_size=128", "tiny_model.num_attention_heads=4", tmp_path=tmp_path)
+    prepare_tiny_model(wider)
+    assert wider.actor_rollout_ref.model.path != first.actor_rollout_ref.model.path  # a changed knob: a new model
+    assert json.loads((Path(wider.actor_rollout_ref.model.path) / "config.json").read_text())["hidden_size"] == 128
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["tiny_model.num_attention_heads=3"], r"tiny_model: hidden_size \(64\) must be a multiple of num_attention_heads \(3\)"),
+        (["+tiny_model.depth=2"], r"tiny_model: .*unexpected keyword argument 'depth'; it takes folder, hidden_size"),
+        (["actor_rollout_ref.model.path=/some/model"], r"tiny_model and actor_rollout_ref.model.path='/some/model' are both set"),
+    ],
+)
+def test_a_bad_tiny_model_block_is_named(tmp_path, overrides, message):
+    from tinyzero.recipe import CheckError
+    from tinyzero.train.app import prepare_tiny_model
+
+    with pytest.raises(CheckError, match=message):
+        prepare_tiny_model(tiny(*overrides, tmp_path=tmp_path))
+
+
+def test_the_cpu_run_checks_name_every_setting_it_needs(tmp_path):
+    from tinyzero.recipe import CheckError
+    from tinyzero.train import cpu
+    from tinyzero.train.app import prepare_tiny_model
+
+    recipe = tiny(tmp_path=tmp_path)
+    prepare_tiny_model(recipe)
+    assert cpu.is_cpu_run(recipe, ray_address=None)  # no GPU here, and the recipe asks for a logical one
+    assert "trainer.device=cpu" in cpu.check_cpu_run(recipe) and recipe.trainer.device == "cpu"
+
+    wrong = tiny("actor_rollout_ref.actor.strategy=fsdp", "actor_rollout_ref.rollout.enable_sleep_mode=true",
+                 "actor_rollout_ref.rollout.free_cache_engine=true", "tiny_model.hidden_size=32", tmp_path=tmp_path)
+    prepare_tiny_model(wrong)
+    with pytest.raises(CheckError) as error:
+        cpu.check_cpu_run(wrong)
+    for named in ("actor_rollout_ref.actor.strategy=fsdp2", "+actor_rollout_ref.rollout.enable_sleep_mode=false",
+                  "free_cache_engine=true puts vLLM to sleep", "head size is 16"):
+        assert named in str(error.value)
+
+
+def test_a_gpu_recipe_without_logical_gpus_is_not_a_cpu_run(tmp_path):
+    """Asking Ray for logical GPUs is what makes a CPU run; a GPU recipe here fails the GPU check as before."""
+    from tinyzero.recipe import compose
+    from tinyzero.train import cpu
+
+    assert not cpu.is_cpu_run(compose(["+recipe=countdown_3b"]), ray_address=None)
+    assert not cpu.is_cpu_run(tiny(tmp_path=tmp_path), ray_address="10.0.0.1:6379")  # a cluster has its own GPUs
+
+
+def test_the_plan_says_when_every_advantage_is_zero(tmp_path):
+    from tinyzero.train.app import zero_advantage_note
+
+    unprimed = zero_advantage_note(tiny("priming=null", tmp_path=tmp_path))
+    assert unprimed and "scores 0 on every answer, so every GRPO advantage is 0" in unprimed
+    assert zero_advantage_note(tiny(tmp_path=tmp_path)) is None  # primed first: it answers some
+    assert zero_advantage_note(tiny("priming=null", "reward.custom_reward_function.path=mine.py", tmp_path=tmp_path)) is None
+
+
 # --- End to end: train, resume, eval, aha ----------------------------------------------------
 
 TRAIN = [sys.executable, "-m", "tinyzero.train", "+recipe=countdown_tiny"]
