@@ -118,5 +118,7 @@ def test_vllm_outputs_become_continuations():
     assert continuation_from_vllm("a", [1, 2], "stop", None) == Continuation("a", 2, "eos")
     assert continuation_from_vllm("a", [1, 2], "stop", 151643) == Continuation("a", 2, "eos")
     assert continuation_from_vllm("abc", [1, 2, 3, 4], "length", None) == Continuation("abc", 4, "length")
+    # The stop string ended inside the last token: the text ends at the stop string.
+    assert continuation_from_vllm("a </think>\n", [1, 2, 3], "stop", "</think>") == Continuation("a </think>", 3, "stop")
     with pytest.raises(RuntimeError, match="abort"):
         continuation_from_vllm("", [], "abort", None)

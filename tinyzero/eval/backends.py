@@ -70,12 +70,16 @@ def load_tokenizer(model_path: str):
 
 
 class _Tokenized:
-    """Token counting shared by the backends."""
+    """Encoding, decoding and token counting shared by the backends (one decoding for both, so
+    their responses agree token for token)."""
 
     tokenizer = None
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def count_tokens(self, text: str) -> int:
         return len(self.encode(text))
@@ -186,25 +190,22 @@ class HFGenerator(_Tokenized):
             cut = self._stop_cut(ids, stop)
             if cut is not None:
                 return Continuation(text=cut[0], num_tokens=cut[1], finish_reason="stop")
-        return Continuation(text=self._decode(ids), num_tokens=num_tokens, finish_reason=finish)
-
-    def _decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
+        return Continuation(text=self.decode(ids), num_tokens=num_tokens, finish_reason=finish)
 
     def _stop_cut(self, ids: list[int], stop: tuple[str, ...]) -> tuple[str, int] | None:
         """(text up to and including the first stop string, tokens it took), or None."""
-        if not any(s in self._decode(ids) for s in stop):
+        if not any(s in self.decode(ids) for s in stop):
             return None
         # The shortest prefix whose text holds a stop string (binary search: containment only
         # grows with the prefix).
         low, high = 1, len(ids)
         while low < high:
             mid = (low + high) // 2
-            if any(s in self._decode(ids[:mid]) for s in stop):
+            if any(s in self.decode(ids[:mid]) for s in stop):
                 high = mid
             else:
                 low = mid + 1
-        text = self._decode(ids[:low])
+        text = self.decode(ids[:low])
         end = min(text.find(s) + len(s) for s in stop if s in text)
         return text[:end], low
 
@@ -265,14 +266,22 @@ def vllm_requests(
     return requests
 
 
-def continuation_from_vllm(text: str, token_ids: Sequence[int], finish_reason: str, stop_reason) -> Continuation:
+def continuation_from_vllm(decoded: str, token_ids: Sequence[int], finish_reason: str, stop_reason) -> Continuation:
     """vLLM's CompletionOutput fields -> Continuation. finish_reason "stop" with a string
-    stop_reason is a stop string; with None (EOS) or a token id it is an end of sequence."""
+    stop_reason is a stop string; with None (EOS) or a token id it is an end of sequence.
+
+    `decoded` is token_ids decoded by the run's tokenizer, as the transformers backend decodes,
+    not vLLM's own text: vLLM's incremental detokenizer drops byte tokens that never complete a
+    UTF-8 character where the tokenizer writes U+FFFD, so the backends' responses would differ.
+    A stop string may end inside the last token: the text is cut just after it."""
     if finish_reason == "length":
-        return Continuation(text=text, num_tokens=len(token_ids), finish_reason="length")
+        return Continuation(text=decoded, num_tokens=len(token_ids), finish_reason="length")
     if finish_reason == "stop":
-        reason = "stop" if isinstance(stop_reason, str) else "eos"
-        return Continuation(text=text, num_tokens=len(token_ids), finish_reason=reason)
+        if not isinstance(stop_reason, str):
+            return Continuation(text=decoded, num_tokens=len(token_ids), finish_reason="eos")
+        end = decoded.find(stop_reason)
+        text = decoded[: end + len(stop_reason)] if end >= 0 else decoded
+        return Continuation(text=text, num_tokens=len(token_ids), finish_reason="stop")
     raise RuntimeError(f"vLLM finished a request with finish_reason={finish_reason!r}; expected stop or length")
 
 
@@ -327,7 +336,7 @@ class VLLMGenerator(_Tokenized):
         for (_, _, members), output in zip(requests, outputs):
             for index, completion in zip(members, output.outputs):
                 results[index] = continuation_from_vllm(
-                    completion.text, completion.token_ids, completion.finish_reason, completion.stop_reason
+                    self.decode(completion.token_ids), completion.token_ids, completion.finish_reason, completion.stop_reason
                 )
         return results
 
