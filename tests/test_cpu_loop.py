@@ -205,7 +205,7 @@ def test_the_plan_says_when_every_advantage_is_zero(tmp_path):
     assert zero_advantage_note(tiny("priming=null", "reward.custom_reward_function.path=mine.py", tmp_path=tmp_path)) is None
 
 
-# --- End to end: train, resume, eval, aha ----------------------------------------------------
+# --- End to end: train, resume, the stop at a string, eval, aha ------------------------------
 
 TRAIN = [sys.executable, "-m", "tinyzero.train", "+recipe=countdown_tiny"]
 # The project's reward gives a random model 0 for every answer, so GRPO's advantages are 0 and
