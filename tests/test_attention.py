@@ -47,8 +47,8 @@ def test_explicit_choices_and_verl_keys():
 
 def test_critic_loads_with_the_configured_kernel(tiny_model_dir):
     """verl's load_valuehead_model (verl/utils/model.py 649) asks for flash-attention 2 whatever the
-    config says; the entry point tinyzero.train.critic_attention, which verl loads on import, makes
-    it honour the config. verl's original still fails here, where flash-attn is absent."""
+    config says; tinyzero.platforms.verl_0_9_1, installed by the entry point verl loads on import,
+    makes it honour the config. verl's original still fails here, where flash-attn is absent."""
     import verl.utils.model as verl_model
     from transformers import AutoConfig
 

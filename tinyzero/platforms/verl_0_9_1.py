@@ -1,7 +1,7 @@
 """The fixes verl 0.9.1 offers no extension point for: monkeypatches, all of them here, installed
 by tinyzero.platforms.verl_plugin only on exactly verl 0.9.1 (each cites the verl line it works
 around; check them when verl moves). The CPU ones are installed only where verl chooses the CPU
-platform; on a GPU machine only `_trl_without_value_head` is.
+platform; on a GPU machine only `_trl_without_value_head` and `_critic_with_config_attention` are.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ VERL_VERSION = "0.9.1"
 CPU_BACKEND = "cpu:gloo"
 # trl 1.13 dropped its PPO value-head model (trl.experimental.ppo); 1.10 and 1.12 still have it.
 TRL_WITHOUT_VALUE_HEAD = (1, 13)
+FLASH_ATTENTION = "flash_attention_2"
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def install(cpu_platform: bool) -> bool:
     if cpu_platform:
         _process_group_on_gloo()
         _reference_offload_unpinned()
+    _critic_with_config_attention()  # imports verl.utils.model: after the fixes its imports read
     return True
 
 
@@ -60,6 +62,41 @@ def _trl_without_value_head() -> None:
         return trl() and release < TRL_WITHOUT_VALUE_HEAD
 
     import_utils.is_trl_available = is_trl_available
+
+
+def _critic_with_config_attention() -> None:
+    """verl/utils/model.py 649 and 674 (`load_valuehead_model`) pass
+    `attn_implementation="flash_attention_2"` to `from_pretrained`, and transformers lets that
+    argument override the config, so PPO's critic needs flash-attn even with
+    `critic.model.override_config.attn_implementation=sdpa`; verl offers no key for this. The
+    replacement loads a model with a token-classification head (Qwen2 and the other common
+    decoders) as verl's first branch does, with the config's attention, and hands everything else
+    (and a config asking for flash-attention 2) to verl's own function. The FSDP engine looks the
+    function up in verl.utils.model when it builds the critic, after verl's plugins load."""
+    import verl.utils.model as verl_model
+
+    original = verl_model.load_valuehead_model
+    if hasattr(original, "tinyzero_original"):
+        return
+
+    @functools.wraps(original)
+    def load_valuehead_model(local_path, torch_dtype, model_config, trust_remote_code):
+        from transformers import AutoModelForTokenClassification
+        from transformers.models.auto.modeling_auto import MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING
+
+        attention = getattr(model_config, "_attn_implementation", None) or FLASH_ATTENTION
+        if attention == FLASH_ATTENTION or type(model_config) not in MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING:
+            return original(local_path, torch_dtype, model_config, trust_remote_code)
+        return AutoModelForTokenClassification.from_pretrained(
+            pretrained_model_name_or_path=local_path,
+            torch_dtype=torch_dtype,
+            config=model_config,
+            attn_implementation=attention,
+            trust_remote_code=trust_remote_code,
+        )
+
+    load_valuehead_model.tinyzero_original = original
+    verl_model.load_valuehead_model = load_valuehead_model
 
 
 def _process_group_on_gloo() -> None:

@@ -8,7 +8,7 @@ transformers raises when the package is missing. So the launch picks the kernel 
 `actor_rollout_ref.model.override_config.attn_implementation` (actor and reference share it) and
 `critic.model.override_config.attn_implementation`. A value already set in those verl keys wins.
 The critic needs one more step, because verl hard-codes flash-attention 2 when it loads a value
-model: see tinyzero/train/critic_attention.py.
+model: see tinyzero/platforms/verl_0_9_1.py (_critic_with_config_attention).
 
 Padding-free packing (`use_remove_padding`) stays on with sdpa: transformers 5 builds the packed
 mask from the position ids (tests/test_attention.py checks log-probabilities through verl's own
