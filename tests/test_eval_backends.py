@@ -8,6 +8,7 @@ import pytest
 from tinyzero.eval.backends import (
     HFGenerator,
     choose_backend,
+    end_token_ids,
     continuation_from_vllm,
     load_tokenizer,
     vllm_available,
@@ -88,9 +89,25 @@ def test_budget_forcing_on_the_real_model_keeps_the_cap(greedy):
         assert trace.forced_answer == ("</think>\n<answer>" in trace.response)
 
 
+def test_responses_end_at_the_eos_ids_and_not_at_the_pad_token(tiny_model_dir):
+    # vLLM (and so verl's rollouts) stops at the EOS ids only; the tiny model pads with another token,
+    # and a model that writes it goes on.
+    from transformers import GenerationConfig
+
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    assert tokenizer.pad_token_id != tokenizer.eos_token_id
+    assert end_token_ids(tokenizer, GenerationConfig.from_pretrained(tiny_model_dir)) == [tokenizer.eos_token_id]
+    assert end_token_ids(tokenizer, GenerationConfig(eos_token_id=[7, tokenizer.eos_token_id])) == [
+        7,
+        tokenizer.eos_token_id,
+    ]
+
+
 def test_vllm_requests_group_the_n_samples_of_a_prompt():
     ids = [[1, 2, 3], [1, 2, 3], [4, 5], [1, 2, 3]]
-    requests = vllm_requests(ids, [8, 8, 8, 4], ("</think>",), [10, 11, 12, 13], temperature=0.6, top_p=0.95)
+    requests = vllm_requests(
+        ids, [8, 8, 8, 4], ("</think>",), [10, 11, 12, 13], end_ids=[2], temperature=0.6, top_p=0.95
+    )
     assert [members for _, _, members in requests] == [[0, 1], [2], [3]]
     prompt, params, _ = requests[0]
     assert prompt == {"prompt_token_ids": [1, 2, 3]}
@@ -101,6 +118,7 @@ def test_vllm_requests_group_the_n_samples_of_a_prompt():
         "max_tokens": 8,
         "stop": ["</think>"],
         "include_stop_str_in_output": True,
+        "stop_token_ids": [2],
         "skip_special_tokens": True,
         "seed": 10,
     }
@@ -108,7 +126,7 @@ def test_vllm_requests_group_the_n_samples_of_a_prompt():
 
 
 def test_vllm_greedy_requests_are_never_grouped_or_seeded():
-    requests = vllm_requests([[1], [1]], [5, 5], (), [0, 1], temperature=0.0, top_p=0.9)
+    requests = vllm_requests([[1], [1]], [5, 5], (), [0, 1], end_ids=[2], temperature=0.0, top_p=0.9)
     assert [members for _, _, members in requests] == [[0], [1]]
     assert all(params["n"] == 1 and params["seed"] is None and params["top_p"] == 1.0 for _, params, _ in requests)
 

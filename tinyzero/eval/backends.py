@@ -82,13 +82,14 @@ class _Tokenized:
 
 
 def end_token_ids(tokenizer, generation_config) -> list[int]:
-    """Every id that ends a response: the model's EOS ids, the tokenizer's EOS, and the pad id
-    (transformers fills finished rows with it, so a row's text ends there either way)."""
+    """Every id that ends a response: the model's EOS ids and the tokenizer's EOS, which is what
+    vLLM stops at by default. Both backends stop at exactly these. The pad token is not one of
+    them unless it is an EOS (the tiny model pads with <|endoftext|> and ends with <|im_end|>):
+    a model that writes it goes on writing, in verl's rollouts as here."""
     ids = generation_config.eos_token_id if generation_config is not None else None
     ids = list(ids) if isinstance(ids, (list, tuple)) else ([ids] if ids is not None else [])
-    for extra in (tokenizer.eos_token_id, tokenizer.pad_token_id):
-        if extra is not None and extra not in ids:
-            ids.append(extra)
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
     if not ids:
         raise EvalConfigError(
             "the tokenizer and model define no end-of-sequence token; cannot tell where a response ends"
@@ -232,6 +233,7 @@ def vllm_requests(
     stop: tuple[str, ...],
     seeds: Sequence[int],
     *,
+    end_ids: Sequence[int],
     temperature: float,
     top_p: float,
 ) -> list[tuple[dict, dict, list[int]]]:
@@ -255,6 +257,8 @@ def vllm_requests(
             "stop": list(stop),
             # Keep the stop string in the text: budget forcing needs to see which one ended it.
             "include_stop_str_in_output": True,
+            # The same end tokens as the transformers backend, named rather than left to vLLM.
+            "stop_token_ids": list(end_ids),
             "skip_special_tokens": True,
             "seed": seeds[first] if temperature > 0 else None,
         }
@@ -297,10 +301,16 @@ class VLLMGenerator(_Tokenized):
         gpu_memory_utilization: float,
         max_model_len: int | None,
     ):
+        from transformers import AutoConfig, GenerationConfig
         from vllm import LLM, SamplingParams
 
         self.SamplingParams = SamplingParams
         self.tokenizer = tokenizer
+        try:
+            generation_config = GenerationConfig.from_pretrained(model_path)
+        except OSError:  # no generation_config.json: derived from config.json, as transformers does
+            generation_config = GenerationConfig.from_model_config(AutoConfig.from_pretrained(model_path))
+        self.end_ids = end_token_ids(tokenizer, generation_config)
         self.temperature, self.top_p = temperature, top_p
         self.llm = LLM(
             model=model_path,
@@ -321,7 +331,13 @@ class VLLMGenerator(_Tokenized):
         desc: str = "generating",
     ) -> list[Continuation]:
         requests = vllm_requests(
-            [self.encode(p) for p in prompts], max_tokens, stop, seeds, temperature=self.temperature, top_p=self.top_p
+            [self.encode(p) for p in prompts],
+            max_tokens,
+            stop,
+            seeds,
+            end_ids=self.end_ids,
+            temperature=self.temperature,
+            top_p=self.top_p,
         )
         outputs = self.llm.generate(
             [prompt for prompt, _, _ in requests],
