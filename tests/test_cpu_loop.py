@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tinyzero.train.rollout import AGENT_LOOP_NAME
+
 
 def run_python(code: str, env: dict | None = None, timeout: int = 240) -> str:
     result = subprocess.run(
@@ -223,6 +225,11 @@ def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kw
     return {**scored, "score": scored["score"] + (zlib.crc32(solution_str.encode()) % 8) / 8}
 '''
 DUMP_FIELDS = {"input", "output", "gts", "score", "step", "uid"}  # verl's v1 trainer rollout dump
+# The first launch's agent loop stops at these instead of </answer>, which a barely primed model never
+# writes: its 2 SFT steps taught it the traces' commonest token, a space, which it writes greedily
+# first on every prompt and samples with a chance of about 1 in 3 a token.
+STOP_LOOP_CLASS = "tinyzero.train.agent_loop.StopAtAnswerAgentLoop"
+EARLY_STOPS = (" ", ">")
 
 
 @dataclass
@@ -272,7 +279,6 @@ def tiny_run(tmp_path_factory) -> TinyRun:
         f"data_root={work / 'data'}",
         f"trainer.default_local_dir={outputs}",
         f"reward.custom_reward_function.path={work / 'varied_reward.py'}",
-        "trainer.val_before_train=false",
         "trainer.test_freq=1",
         "trainer.save_freq=1",
         "data.max_response_length=64",  # short rollouts (the recipe's 96 leave room to answer)
@@ -289,8 +295,18 @@ def tiny_run(tmp_path_factory) -> TinyRun:
         # per sequence by step 2 (measured by skipping the weight load), against under 0.01 when synced.
         "actor_rollout_ref.actor.optim.lr=1e-1",
     ]
-    first = run_command([*TRAIN, *overrides, "trainer.total_training_steps=2"], work, timeout=600)
-    second = run_command([*TRAIN, *overrides, "trainer.total_training_steps=3"], work, timeout=600)
+    # The first launch also validates the primed model before training, and its agent loop stops at
+    # strings the primed model writes (see test_the_stop_reaches_vllm_through_verls_training_loop).
+    loops = work / "agent_loops.yaml"
+    loops.write_text(f"- name: {AGENT_LOOP_NAME}\n  _target_: {STOP_LOOP_CLASS}\n  stop: {list(EARLY_STOPS)}\n")
+    first = run_command(
+        [*TRAIN, *overrides, "trainer.total_training_steps=2", "trainer.val_before_train=true",
+         f"actor_rollout_ref.rollout.agent.agent_loop_config_path={loops}"],
+        work, timeout=600,
+    )  # fmt: skip
+    second = run_command(
+        [*TRAIN, *overrides, "trainer.total_training_steps=3", "trainer.val_before_train=false"], work, timeout=600
+    )
     return TinyRun(work, outputs, first, second)
 
 
@@ -310,7 +326,7 @@ def test_train_plans_the_cpu_run_then_resumes(tiny_run):
     for step in (1, 2, 3):
         actor = tiny_run.outputs / f"global_step_{step}" / "actor"
         assert (actor / "model_world_size_1_rank_0.pt").is_file() and (actor / "huggingface" / "config.json").is_file()
-    assert sorted(tiny_run.metrics()) == [1, 2, 3]
+    assert sorted(tiny_run.metrics()) == [0, 1, 2, 3]  # 0: the first launch validated before training
 
 
 def test_dumps_hold_the_dataset_prompts_unchanged(tiny_run):
@@ -350,6 +366,31 @@ def test_weights_change_and_rollouts_use_them(tiny_run):
     assert all(metrics[step]["rollout_corr/log_ppl_abs_diff"] < 0.05 for step in (1, 2, 3)), {
         step: metrics[step]["rollout_corr/log_ppl_abs_diff"] for step in metrics
     }
+
+
+def test_the_stop_reaches_vllm_through_verls_training_loop(tiny_run):
+    """verl reads the first launch's agent-loop file, builds StopAtAnswerAgentLoop for training and
+    validation, vLLM stops at its strings, and the responses verl keeps end there. Both checks are on
+    the primed model, before any GRPO update (a random model never writes </answer>; that stop is
+    tested on vLLM in tests/test_rollout.py). Without the stop every response runs to 64 tokens."""
+
+    def outputs(dump):
+        return [json.loads(line)["output"] for line in (tiny_run.outputs / dump).read_text().splitlines()]
+
+    def stopped(text):
+        return any(stop in text for stop in EARLY_STOPS) and len(text) < 16
+
+    # Greedy validation before training: every answer stops at once.
+    greedy = outputs("validation/0.jsonl")
+    assert greedy and all(stopped(text) for text in greedy), greedy[:8]
+    # Sampled answers of step 1: nearly all meet a stop string within a few tokens.
+    sampled = outputs("rollouts/1.jsonl")
+    assert sum(stopped(text) for text in sampled) >= 0.75 * len(sampled), sampled[:8]
+    assert tiny_run.metrics()[1]["response_length/mean"] < 16  # of data.max_response_length=64
+    # verl printed the file in its config; the resumed launch has the recipe's agent loop again.
+    loops = str(tiny_run.work / "agent_loops.yaml")
+    assert loops in tiny_run.first.stdout + tiny_run.first.stderr
+    assert loops not in tiny_run.second.stdout + tiny_run.second.stderr
 
 
 @pytest.fixture(scope="module")

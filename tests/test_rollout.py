@@ -1,5 +1,6 @@
 """Rollouts: the stop at </answer> (config wiring, verl's agent-loop registry, real vLLM), vLLM's
-concurrency per replica, and the temperature range vLLM accepts."""
+concurrency per replica, and the temperature range vLLM accepts. The stop through verl's whole
+training loop is checked on the CPU-loop session run (tests/test_cpu_loop.py)."""
 
 import pytest
 from omegaconf import OmegaConf
@@ -92,41 +93,3 @@ def test_the_stop_needs_vllm():
     verl_loop = compose(["+recipe=countdown_3b", "actor_rollout_ref.rollout.agent.default_agent_loop=single_turn_agent"])
     assert "agent loop single_turn_agent" in rollout.configure_rollout(verl_loop)
     assert verl_loop.actor_rollout_ref.rollout.agent.agent_loop_config_path is None
-
-
-def test_the_stop_reaches_vllm_through_verls_training_loop(tmp_path):
-    """verl's whole loop on CPU (recipes/countdown_tiny unprimed: vLLM's CPU build, a random tiny model), with
-    the agent loop's stop strings set to what a random model does write: a space in its sampled
-    training answers, `>` in its greedy validation ones (a random model never writes </answer>; that
-    stop is tested on vLLM above). verl reads the agent-loop file, builds StopAtAnswerAgentLoop for
-    training and validation, vLLM stops, and the responses verl keeps hold the stop string."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    loops = tmp_path / "agent_loops.yaml"
-    loops.write_text(
-        f"- name: {rollout.AGENT_LOOP_NAME}\n  _target_: tinyzero.train.agent_loop.StopAtAnswerAgentLoop\n"
-        "  stop: [' ', '>']\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "tinyzero.train", "+recipe=countdown_tiny", "priming=null", f"data_root={tmp_path}/data",
-         f"trainer.default_local_dir={tmp_path}/ckpt", "trainer.total_training_steps=1", "trainer.test_freq=1",
-         "trainer.save_freq=-1", f"actor_rollout_ref.rollout.agent.agent_loop_config_path={loops}"],
-        capture_output=True, text=True, timeout=1500, cwd=tmp_path, env={**os.environ, "WANDB_MODE": "disabled"},
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    metrics = [json.loads(line) for line in (tmp_path / "ckpt" / "metrics").glob("*.jsonl").__next__().open()]
-    trained = next(m["data"] for m in metrics if "response_length/mean" in m.get("data", {}))
-    assert trained["response_length/mean"] < 16  # of data.max_response_length=64: stopped early
-    def outputs(dump):
-        return [json.loads(line)["output"] for line in (tmp_path / "ckpt" / dump).open()]
-
-    # Sampled answers: those that met a stop string end with the token that completed it; the rest
-    # (a few) ran to the limit without one.
-    sampled = outputs("rollouts/1.jsonl")
-    assert sum(" " in text or ">" in text for text in sampled) >= 0.75 * len(sampled), sampled[:8]
-    # Greedy validation answers of a random model repeat one token; here every one holds a `>`.
-    greedy = outputs("validation/1.jsonl")
-    assert greedy and all(">" in text and len(text) < 16 for text in greedy), greedy[:8]
