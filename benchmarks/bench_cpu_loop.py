@@ -10,7 +10,10 @@ Start-up is timed from the launcher's output as it arrives: the checks, data and
 to the plan), Ray's start, then verl's workers, the vLLM server and the first weight sync (up to
 "Training from scratch"). Steps come from verl's `timing_s/*` metrics (the recipe's file logger):
 generation, old log-probs, reference, advantages, update, weight sync, checkpoint save,
-validation. Step 1 is shown apart: it pays for vLLM's and the kernels' warm-up. Prints a table.
+validation. Step 1 is shown apart: it pays for vLLM's and the kernels' warm-up. Prints a table,
+and the run's peak memory: the proportional set size (shared pages split between the processes that
+share them) summed over the launcher and everything it starts (Ray, verl's workers, vLLM), sampled
+every second. tinyzero.train.cpu.CPU_RUN_MEMORY_GIB is this figure.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -43,7 +47,32 @@ MILESTONES = [
 ]
 
 
-def run(steps: int, work: Path, overrides: list[str], prime: bool) -> tuple[dict[str, float], float, dict[int, dict]]:
+class PeakMemory(threading.Thread):
+    """Samples the summed PSS of a process and all its descendants until the process ends."""
+
+    def __init__(self, pid: int, interval: float = 1.0):
+        super().__init__(daemon=True)
+        self.pid, self.interval = pid, interval
+        self.peak_bytes, self.peak_processes = 0, 0
+
+    def run(self) -> None:
+        import psutil  # a Ray dependency
+
+        root = psutil.Process(self.pid)
+        while root.is_running() and root.status() != psutil.STATUS_ZOMBIE:
+            total, count = 0, 0
+            for process in [root, *root.children(recursive=True)]:
+                try:
+                    total += process.memory_full_info().pss
+                    count += 1
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue  # ended between listing and reading
+            if total > self.peak_bytes:
+                self.peak_bytes, self.peak_processes = total, count
+            time.sleep(self.interval)
+
+
+def run(steps: int, work: Path, overrides: list[str], prime: bool) -> tuple[dict[str, float], float, dict[int, dict], PeakMemory]:
     command = [
         sys.executable, "-m", "tinyzero.train", "+recipe=countdown_tiny", f"data_root={work / 'data'}",
         f"trainer.default_local_dir={work / 'run'}", f"trainer.total_training_steps={steps}",
@@ -54,6 +83,8 @@ def run(steps: int, work: Path, overrides: list[str], prime: bool) -> tuple[dict
     log = work / "train.log"
     with log.open("w") as sink:
         process = subprocess.Popen(command, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        memory = PeakMemory(process.pid)
+        memory.start()
         for line in process.stdout:
             sink.write(line)
             for label, marker in MILESTONES:
@@ -68,7 +99,8 @@ def run(steps: int, work: Path, overrides: list[str], prime: bool) -> tuple[dict
         for line in path.read_text().splitlines():
             record = json.loads(line)
             metrics.setdefault(record["step"], {}).update(record["data"])
-    return marks, total, metrics
+    memory.join()
+    return marks, total, metrics, memory
 
 
 def main() -> None:
@@ -81,7 +113,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temporary:
         work = args.keep or Path(temporary)
         work.mkdir(parents=True, exist_ok=True)
-        marks, total, metrics = run(args.steps, work, args.overrides, args.prime)
+        marks, total, metrics, memory = run(args.steps, work, args.overrides, args.prime)
 
     priming = "with" if args.prime else "without"
     print(f"python -m tinyzero.train +recipe=countdown_tiny ({priming} priming), {args.steps} steps: {total:.0f} s in all\n")
@@ -103,6 +135,10 @@ def main() -> None:
     tokens = [metrics[step]["perf/total_num_tokens"] for step in steady if "perf/total_num_tokens" in metrics[step]]
     if tokens:
         print(f"\ntokens per step (prompts and responses): {statistics.fmean(tokens):.0f}")
+    print(
+        f"peak memory: {memory.peak_bytes / 2**30:.2f} GiB, the proportional set size summed over "
+        f"{memory.peak_processes} processes (the launcher, Ray, verl's workers, vLLM)"
+    )
 
 
 if __name__ == "__main__":

@@ -189,6 +189,17 @@ def test_the_cpu_run_checks_name_every_setting_it_needs(tmp_path):
         assert named in str(error.value)
 
 
+def test_a_cpu_run_needs_the_memory_its_processes_hold():
+    """Short of it, Ray's memory monitor kills workers part way and verl waits forever: refuse first."""
+    from tinyzero.recipe import CheckError
+    from tinyzero.train import cpu
+    from tinyzero.train.memory import GIB
+
+    with pytest.raises(CheckError, match=r"about 7.5 GiB .* but this machine has 4.0 GiB available: stop other jobs"):
+        cpu.check_memory(available=4 * GIB)
+    assert cpu.check_memory(available=16 * GIB) == "about 7.5 GiB needed, 16.0 GiB available"
+
+
 def test_a_gpu_recipe_without_logical_gpus_is_not_a_cpu_run(tmp_path):
     """Asking Ray for logical GPUs is what makes a CPU run; a GPU recipe here fails the GPU check as before."""
     from tinyzero.recipe import compose
@@ -314,6 +325,8 @@ def test_train_plans_the_cpu_run_then_resumes(tiny_run):
     plan = tiny_run.first.stdout
     assert "[tinyzero] platform   no GPU here: verl's CPU platform" in plan
     assert "check: data    longest prompt" in plan
+    # Host memory, not the per-GPU estimate (vLLM's CPU build never sleeps; its KV cache is fixed).
+    assert "memory     host memory, shared by every process" in plan and "check: memory  about 7.5 GiB needed" in plan
     # Priming ran first (verl's SFT trainer, 2 steps) and GRPO started from its model; the rerun reuses it.
     assert "priming: primed " in plan and "2 steps per epoch x 1 epochs, batch 16" in plan
     primed = next(line for line in tiny_run.second.stdout.splitlines() if "priming: reusing" in line).split()[-1]

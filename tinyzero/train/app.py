@@ -241,7 +241,7 @@ def training_steps(config: DictConfig, rows: int) -> int:
 def plan_lines(
     config: DictConfig,
     inventory: checks.GpuInventory,
-    estimate: memory.MemoryEstimate | None,
+    memory_line: str,
     rows: int,
     attention_line: str,
     rollout_line: str,
@@ -262,7 +262,7 @@ def plan_lines(
         f"{config.trainer.nnodes} node(s)); {inventory.count} found ({inventory.source})",
         f"attention  {attention_line}",
         f"rollout    {rollout_line}",
-        f"memory     {estimate.summary() if estimate else 'not estimated (model shape unknown)'}",
+        f"memory     {memory_line}",
         f"steps      {training_steps(config, rows)}, validation every {config.trainer.test_freq}, "
         f"checkpoint every {config.trainer.save_freq} (keep {config.trainer.max_actor_ckpt_to_keep})",
         f"per step   {config.data.train_batch_size} prompts x {config.actor_rollout_ref.rollout.n} answers = "
@@ -283,6 +283,20 @@ def reported(check, dry_run: bool) -> str:
         if not dry_run:
             raise
         return f"WOULD FAIL without dry_run: {error}"
+
+
+def check_gpu_memory(config: DictConfig, shape, inventory: checks.GpuInventory) -> tuple[str, str]:
+    """(the plan's memory line, the memory check's line): the per-GPU estimate for each phase of a step."""
+    gpu_gib = config.gpu_memory_gib or inventory.memory_gib
+    gpu_source = "" if gpu_gib else " (no GPU memory read here: an H200 assumed; set gpu_memory_gib=N for others)"
+    if shape is None:
+        return (
+            "not estimated (model shape unknown)",
+            "skipped: the model's shape is unknown (not local, not cached, not in the Qwen2.5 table)",
+        )
+    estimate = memory.estimate_memory(config, shape, float(gpu_gib or memory.DEFAULT_GPU_MEMORY_GIB))
+    memory.check_memory(estimate)
+    return estimate.summary(), f"fits in {estimate.gpu_gib:.0f} GiB per GPU{gpu_source}"
 
 
 def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
@@ -308,13 +322,10 @@ def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
         import torch
 
         cluster.check_bf16(config, torch.cuda.is_bf16_supported())
-    gpu_gib = config.gpu_memory_gib or inventory.memory_gib
-    gpu_source = "" if gpu_gib else " (no GPU memory read here: an H200 assumed; set gpu_memory_gib=N for others)"
-    estimate = memory.estimate_memory(config, shape, float(gpu_gib or memory.DEFAULT_GPU_MEMORY_GIB)) if shape else None
-    fit = "skipped: the model's shape is unknown (not local, not cached, not in the Qwen2.5 table)"
-    if estimate:
-        memory.check_memory(estimate)
-        fit = f"fits in {estimate.gpu_gib:.0f} GiB per GPU{gpu_source}"
+    if cpu_run:
+        memory_line, fit = cpu.memory_line(), reported(cpu.check_memory, dry_run)
+    else:
+        memory_line, fit = check_gpu_memory(config, shape, inventory)
     apply_prompt_style(config)
     data_notes = ([model_note] if model_note else []) + prepare_data(config)
     data_notes.append(checks.check_prompt_lengths(config))
@@ -329,7 +340,7 @@ def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
     checks_report = [f"check: batch   {batch}", f"check: GPUs    {gpus}", f"check: CPUs    {cpus}"]
     checks_report += [f"check: nodes   {nodes}", f"check: memory  {fit}"]
     checks_report += [f"check: data    {note}" for note in data_notes]
-    plan = plan_lines(config, inventory, estimate, rows, attention_line, rollout_line, platform_line)
+    plan = plan_lines(config, inventory, memory_line, rows, attention_line, rollout_line, platform_line)
     return plan + priming_notes + checks_report + logging_notes
 
 

@@ -17,7 +17,8 @@ verl chooses tinyzero's CPU platform only when no accelerator platform is availa
 - a head size vLLM's CPU attention has kernels for (tinyzero.models.VLLM_CPU_HEAD_SIZES);
 - `trainer.device=cpu`: verl's auto_set_device leaves "cuda" alone on a CPU platform
   (verl/utils/device.py 151-164).
-Each is checked here with the key to change; recipes/countdown_tiny.yaml sets them all.
+Each is checked here with the key to change; recipes/countdown_tiny.yaml sets them all. So is the
+host's free memory, which every process of the run shares.
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ from pathlib import Path
 from omegaconf import DictConfig, open_dict
 
 from tinyzero.recipe import CheckError
+
+# Measured by `python benchmarks/bench_cpu_loop.py --steps 2`: `python -m tinyzero.train
+# +recipe=countdown_tiny` peaks at 7.5 GiB, the proportional set size summed over its 34 processes.
+# About ten Ray workers that each import torch and verl (three of them vLLM) hold most of it; the
+# tiny model and its batches add little, so the figure stands for any CPU run of a tiny model.
+CPU_RUN_MEMORY_GIB = 7.5
 
 SLEEP_KEY = "+actor_rollout_ref.rollout.enable_sleep_mode"
 LOGICAL_GPUS_KEY = "ray_kwargs.ray_init.num_gpus"
@@ -74,6 +81,31 @@ def logical_gpu_inventory(config: DictConfig):
 
     count = logical_gpus(config)
     return GpuInventory(count, psutil.virtual_memory().total / GIB / count, f"logical GPUs, {LOGICAL_GPUS_KEY}")
+
+
+def memory_line() -> str:
+    """The plan's memory line for a CPU run: the per-GPU estimate (tinyzero.train.memory) does not
+    apply, since vLLM's CPU build keeps a fixed KV cache (VLLM_CPU_KVCACHE_SPACE) and never sleeps."""
+    return (
+        f"host memory, shared by every process: about {CPU_RUN_MEMORY_GIB} GiB at the peak (measured for "
+        "countdown_tiny; mostly the processes, not the model); no per-GPU estimate on a CPU"
+    )
+
+
+def check_memory(available: int | None = None) -> str:
+    """Fail before Ray starts when the host has less free memory than a CPU run holds: Ray's memory
+    monitor would kill workers part way, and verl would then wait forever for them."""
+    from tinyzero.progress import available_memory
+    from tinyzero.train.memory import GIB
+
+    available = available_memory() if available is None else available
+    if available < CPU_RUN_MEMORY_GIB * GIB:
+        raise CheckError(
+            f"a CPU run holds about {CPU_RUN_MEMORY_GIB} GiB of memory at its peak but this machine has "
+            f"{available / GIB:.1f} GiB available: stop other jobs first (another training run or the test "
+            "suite holds about as much), or use a machine with more memory"
+        )
+    return f"about {CPU_RUN_MEMORY_GIB} GiB needed, {available / GIB:.1f} GiB available"
 
 
 def head_size(model_path: str) -> int | None:
