@@ -287,13 +287,13 @@ def reported(check, dry_run: bool) -> str:
 
 def check_gpu_memory(config: DictConfig, shape, inventory: checks.GpuInventory) -> tuple[str, str]:
     """(the plan's memory line, the memory check's line): the per-GPU estimate for each phase of a step."""
-    gpu_gib = config.gpu_memory_gib or inventory.memory_gib
-    gpu_source = "" if gpu_gib else " (no GPU memory read here: an H200 assumed; set gpu_memory_gib=N for others)"
     if shape is None:
         return (
             "not estimated (model shape unknown)",
             "skipped: the model's shape is unknown (not local, not cached, not in the Qwen2.5 table)",
         )
+    gpu_gib = config.gpu_memory_gib or inventory.memory_gib
+    gpu_source = "" if gpu_gib else " (no GPU memory read here: an H200 assumed; set gpu_memory_gib=N for others)"
     estimate = memory.estimate_memory(config, shape, float(gpu_gib or memory.DEFAULT_GPU_MEMORY_GIB))
     memory.check_memory(estimate)
     return estimate.summary(), f"fits in {estimate.gpu_gib:.0f} GiB per GPU{gpu_source}"

@@ -95,16 +95,20 @@ def memory_line() -> str:
 def check_memory(available: int | None = None) -> str:
     """Fail before Ray starts when the host has less free memory than a CPU run holds: Ray's memory
     monitor would kill workers part way, and verl would then wait forever for them."""
-    from tinyzero.progress import available_memory
+    from tinyzero import progress
     from tinyzero.train.memory import GIB
 
-    available = available_memory() if available is None else available
-    if available < CPU_RUN_MEMORY_GIB * GIB:
-        raise CheckError(
-            f"a CPU run holds about {CPU_RUN_MEMORY_GIB} GiB of memory at its peak but this machine has "
-            f"{available / GIB:.1f} GiB available: stop other jobs first (another training run or the test "
-            "suite holds about as much), or use a machine with more memory"
+    available = progress.available_memory() if available is None else available
+    try:
+        progress.check_memory(
+            CPU_RUN_MEMORY_GIB * GIB,
+            "a CPU run",
+            "stop other jobs first (another training run or the test suite holds about as much), or use a "
+            "machine with more memory",
+            available,
         )
+    except ValueError as error:
+        raise CheckError(str(error)) from None
     return f"about {CPU_RUN_MEMORY_GIB} GiB needed, {available / GIB:.1f} GiB available"
 
 
