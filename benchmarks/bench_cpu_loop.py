@@ -5,6 +5,15 @@ run for real, its start-up split by phase and its steps split by verl's own time
     python benchmarks/bench_cpu_loop.py [--steps 10] [--prime] [--keep DIR] [OVERRIDE ...]
 
 The recipe's priming (verl's SFT trainer) is skipped unless --prime: this measures the RL loop.
+With --prime, the SFT step time is timed from verl's console lines as they arrive (the median gap
+between consecutive `step:N - train/loss` lines).
+
+The figures depend on the processor: the script prints its flags that matter (avx2, avx512f,
+avx512_bf16, amx) and the compute dtype the launch chose (tinyzero.train.cpu.compute_dtype). Each
+verl step is set beside a plain-PyTorch fp32 forward and backward of the same model over the same
+number of tokens, timed here after the run, so the overhead of verl's engine shows as a ratio. To
+see the emulated-bf16 path on a processor with native bf16, run with `ONEDNN_MAX_CPU_ISA=AVX2` and
+`cpu_dtype=bf16` (and `cpu_dtype=fp32` for the fix).
 
 Start-up is timed from the launcher's output as it arrives: the checks, data and model build (up
 to the plan), Ray's start, then verl's workers, the vLLM server and the first weight sync (up to
@@ -20,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import statistics
 import subprocess
 import sys
@@ -72,7 +83,11 @@ class PeakMemory(threading.Thread):
             time.sleep(self.interval)
 
 
-def run(steps: int, work: Path, overrides: list[str], prime: bool) -> tuple[dict[str, float], float, dict[int, dict], PeakMemory]:
+SFT_STEP = re.compile(r"^step:(\d+) - .*train/loss:")
+SFT_TOKENS = re.compile(r"train/global_tokens:(\d+)")
+
+
+def run(steps: int, work: Path, overrides: list[str], prime: bool):
     command = [
         sys.executable, "-m", "tinyzero.train", "+recipe=countdown_tiny", f"data_root={work / 'data'}",
         f"trainer.default_local_dir={work / 'run'}", f"trainer.total_training_steps={steps}",
@@ -80,6 +95,9 @@ def run(steps: int, work: Path, overrides: list[str], prime: bool) -> tuple[dict
     ]  # fmt: skip
     start = time.monotonic()
     marks: dict[str, float] = {}
+    sft_steps: list[float] = []  # arrival time of each SFT step's console line
+    sft_tokens: list[int] = []
+    plan: list[str] = []
     log = work / "train.log"
     with log.open("w") as sink:
         process = subprocess.Popen(command, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -90,6 +108,11 @@ def run(steps: int, work: Path, overrides: list[str], prime: bool) -> tuple[dict
             for label, marker in MILESTONES:
                 if label not in marks and marker in line:
                     marks[label] = time.monotonic() - start
+            if SFT_STEP.match(line):
+                sft_steps.append(time.monotonic())
+                sft_tokens += [int(found) for found in SFT_TOKENS.findall(line)]
+            if line.startswith("[tinyzero] "):
+                plan.append(line.rstrip())
         process.wait()
     total = time.monotonic() - start
     if process.returncode != 0:
@@ -100,7 +123,58 @@ def run(steps: int, work: Path, overrides: list[str], prime: bool) -> tuple[dict
             record = json.loads(line)
             metrics.setdefault(record["step"], {}).update(record["data"])
     memory.join()
-    return marks, total, metrics, memory
+    gaps = [later - earlier for earlier, later in zip(sft_steps, sft_steps[1:])]
+    sft = {"step_s": statistics.median(gaps) if gaps else None, "tokens": statistics.median(sft_tokens) if sft_tokens else None}
+    return marks, total, metrics, memory, sft, plan
+
+
+def processor() -> str:
+    """The processor's model name and the flags that decide bf16's speed."""
+    from tinyzero.train import cpu
+
+    flags = cpu.cpu_flags()
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    name = next((line.partition(":")[2].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")), "unknown")
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    return (f"{name}, {os.cpu_count()} cores; flags: {' '.join(f for f in wanted if f in flags) or 'none of ' + ', '.join(wanted)}"
+            + (f"; ONEDNN_MAX_CPU_ISA={isa}" if isa else ""))
+
+
+def plain_fp32_step(model_dir: Path, sequences: int, tokens: int, repeats: int = 5) -> float:
+    """Median seconds of a plain-PyTorch fp32 forward and backward of the model over `tokens`
+    tokens in `sequences` padded rows (no FSDP, no autocast): what a verl step is set beside."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa")
+    model.train()
+    length = max(1, round(tokens / sequences))
+    ids = torch.randint(0, model.config.vocab_size, (sequences, length))
+    times = []
+    for _ in range(repeats + 1):
+        begin = time.perf_counter()
+        model(input_ids=ids, labels=ids).loss.backward()
+        model.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - begin)
+    return statistics.median(times[1:])  # the first pays for allocation
+
+
+def reference_steps(model_dir: Path, metrics: dict[int, dict], sft: dict, overrides: list[str]) -> dict[str, float]:
+    """Plain-PyTorch fp32 times for the policy update's and the SFT step's tokens (as many rows as verl's batches)."""
+    from omegaconf import OmegaConf
+
+    recipe = OmegaConf.load(Path(__file__).resolve().parents[1] / "recipes" / "countdown_tiny.yaml")
+    recipe.merge_with_dotlist([o for o in overrides if not o.startswith("+") and "=" in o])
+    reference = {}
+    tokens = [metrics[step]["perf/total_num_tokens"] for step in metrics if step > 1 and "perf/total_num_tokens" in metrics[step]]
+    if tokens:
+        rows = int(recipe.data.train_batch_size) * int(recipe.actor_rollout_ref.rollout.n)
+        reference["update"] = plain_fp32_step(model_dir, rows, statistics.median(tokens))
+    if sft["tokens"]:
+        reference["sft"] = plain_fp32_step(model_dir, int(recipe.priming.sft.data.train_batch_size), sft["tokens"])
+    return reference
 
 
 def main() -> None:
@@ -113,10 +187,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temporary:
         work = args.keep or Path(temporary)
         work.mkdir(parents=True, exist_ok=True)
-        marks, total, metrics, memory = run(args.steps, work, args.overrides, args.prime)
+        marks, total, metrics, memory, sft, plan = run(args.steps, work, args.overrides, args.prime)
+        model_dir = next(Path(line.split()[-1]) for line in plan if line.startswith("[tinyzero] model "))
+        reference = reference_steps(model_dir, metrics, sft, args.overrides)
 
     priming = "with" if args.prime else "without"
-    print(f"python -m tinyzero.train +recipe=countdown_tiny ({priming} priming), {args.steps} steps: {total:.0f} s in all\n")
+    print(f"python -m tinyzero.train +recipe=countdown_tiny ({priming} priming), {args.steps} steps: {total:.0f} s in all")
+    print(f"processor: {processor()}")
+    compute = next((line.split("compute", 1)[1].strip() for line in plan if line.startswith("[tinyzero] compute ")), "not printed")
+    print(f"compute dtype: {compute}\n")
+    if sft["step_s"] is not None:
+        ratio = f"; plain-PyTorch fp32 forward and backward of the same tokens: {reference['sft']:.2f} s ({sft['step_s'] / reference['sft']:.1f}x)"
+        print(f"priming SFT step (median): {sft['step_s']:.2f} s for {sft['tokens']:.0f} tokens{ratio}\n")
     print("| start-up phase | ends at (s) | takes (s) |\n|---|---|---|")
     previous = 0.0
     for label, _ in MILESTONES:
@@ -135,6 +217,10 @@ def main() -> None:
     tokens = [metrics[step]["perf/total_num_tokens"] for step in steady if "perf/total_num_tokens" in metrics[step]]
     if tokens:
         print(f"\ntokens per step (prompts and responses): {statistics.fmean(tokens):.0f}")
+    if "update" in reference:
+        update = statistics.median(metrics[step]["timing_s/update_actor"] for step in steady)
+        print(f"policy update {update:.2f} s against a plain-PyTorch fp32 forward and backward of the same tokens: "
+              f"{reference['update']:.2f} s ({update / reference['update']:.1f}x)")
     print(
         f"peak memory: {memory.peak_bytes / 2**30:.2f} GiB, the proportional set size summed over "
         f"{memory.peak_processes} processes (the launcher, Ray, verl's workers, vLLM)"

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from data_gen.config import check_between, check_choice, check_integers, check_sizes, field_help
+from data_gen.config import PRIMING_RESERVE_HELP, check_between, check_choice, check_integers, check_sizes, drawn, field_help
 from data_gen.prompts import PROMPT_STYLES, chat_prompt, countdown_question
 from data_gen.solver import MAX_NUMBERS, Solver, count_solutions, join_expression, modulus_for, solve
 from data_gen.tasks import TaskSpec, register
@@ -48,6 +48,7 @@ class CountdownConfig:
     # Sizes of the classic TinyZero set, so the defaults reproduce its scale.
     train_size: int = field(default=327_680, metadata=field_help("problems in train.parquet"))
     test_size: int = field(default=1_024, metadata=field_help("problems in test.parquet (drawn first, so it does not depend on train_size)"))
+    priming_reserve: int = field(default=0, metadata=field_help(PRIMING_RESERVE_HELP))
     seed: int = field(default=0, metadata=field_help("random seed: same config and seed give byte-identical files"))
     # 3 or 4 numbers up to 99 and targets up to 100 resemble the classic Countdown-Tasks-3to4 set.
     min_count: int = field(default=3, metadata=field_help(f"fewest numbers in a problem (2 to {MAX_NUMBERS})"))
@@ -63,11 +64,11 @@ class CountdownConfig:
     # Counting solutions costs more than generating a problem: by default only the test split,
     # where evaluation breaks accuracy down by difficulty, is counted.
     difficulty: str = field(default="test", metadata=field_help("which splits get each problem's solution count as its difficulty; the others store null", choices=DIFFICULTY_SPLITS))
-    prompt_style: str = field(default="base", metadata=field_help("prompt for a base model (plain text ending in <think>) or chat messages for an instruct model", choices=PROMPT_STYLES))
+    prompt_style: str = field(default="base", metadata=field_help("prompt for a base model (plain text ending in <think>), chat messages for an instruct model, or compact text for a model trained from scratch", choices=PROMPT_STYLES))
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field, with its value and what to do instead."""
-        check_integers(self, ("train_size", "test_size", "seed", "min_count", "max_count", "min_number", "max_number", "min_target", "max_target"))
+        check_integers(self, ("train_size", "test_size", "priming_reserve", "seed", "min_count", "max_count", "min_number", "max_number", "min_target", "max_target"))
         check_sizes(self)
         check_between(self, ("min_count", "max_count"), 2, MAX_NUMBERS)
         if self.min_count > self.max_count:
@@ -87,9 +88,10 @@ class CountdownConfig:
         check_choice(self, "difficulty", DIFFICULTY_SPLITS)
         check_choice(self, "prompt_style", PROMPT_STYLES)
         bound = self.problem_bound()
-        if self.train_size + self.test_size > bound:
+        total, fields = drawn(self)
+        if total > bound:
             raise ValueError(
-                f"train_size + test_size = {self.train_size + self.test_size} but this config has at most {bound} "
+                f"{fields} = {total} but this config has at most {bound} "
                 "distinct problems (number multisets x targets): ask for fewer or widen the number or target ranges"
             )
 
@@ -122,11 +124,30 @@ class CountdownConfig:
         self.validate()
         if self.exact_count_affordable():
             available = self.distinct_problems()
-            if self.train_size + self.test_size > available:
+            total, fields = drawn(self)
+            if total > available:
                 raise ValueError(
-                    f"train_size + test_size = {self.train_size + self.test_size} but this config has only "
+                    f"{fields} = {total} but this config has only "
                     f"{available} distinct solvable problems: ask for fewer or widen the number or target ranges"
                 )
+
+    def space_note(self) -> dict | None:
+        """How much of the config's space of distinct solvable problems a request uses (exact
+        counts only, for small configs), with a warning past half: the test split, drawn first,
+        then takes the problems the generator finds most easily and the train split the rest, so
+        the two splits no longer share one mix of problems."""
+        if not self.exact_count_affordable():
+            return None
+        available = self.distinct_problems()
+        asked, fields = drawn(self)
+        note = {"distinct_problems": available, "share_used": round(asked / available, 4)}
+        if asked > available / 2:
+            note["warning"] = (
+                f"{fields} = {asked} uses {asked / available:.0%} of the {available} distinct problems "
+                "this config allows: past half, the test split (drawn first) and the train split differ in mix; "
+                "ask for at most half or widen the number or target ranges"
+            )
+        return note
 
     def modulus(self) -> int:
         return modulus_for(self.max_count, self.max_number, max(abs(self.min_target), abs(self.max_target)))
@@ -257,7 +278,19 @@ class CountdownConfig:
             "num_count": histogram(len(p[0]) for p in problems),
             "target": numeric_summary([p[1] for p in problems]),
             "difficulty": numeric_summary([p[3] for p in problems if p[3] is not None]),
+            "operations": operation_mix(problems),
         }
+
+
+def operation_mix(problems: list[tuple]) -> dict[str, float]:
+    """The share of each operation among the stored solutions' operations: two splits with
+    different mixes reward different habits (a policy that always adds scores the share of +)."""
+    counts = {op: 0 for op in "+-*/"}
+    for problem in problems:
+        for op in counts:
+            counts[op] += problem[2].count(f" {op} ")
+    total = sum(counts.values()) or 1
+    return {op: round(count / total, 4) for op, count in counts.items()}
 
 
 def countdown_table(problems: list[tuple], split: str, prompt_style: str, first_index: int = 0):
@@ -270,7 +303,7 @@ def countdown_table(problems: list[tuple], split: str, prompt_style: str, first_
     targets = [p[1] for p in problems]
     return verl_table(
         "countdown",
-        (chat_prompt(countdown_question(n, t), prompt_style) for n, t in zip(numbers, targets)),
+        (chat_prompt(countdown_question(n, t, prompt_style), prompt_style) for n, t in zip(numbers, targets)),
         ground_truth=dict(zip(GROUND_TRUTH_FIELDS["countdown"], (pa.array(targets, pa.int64()), int_lists(numbers)))),
         extra_info={
             "split": pa.array([split] * len(problems), pa.string()),

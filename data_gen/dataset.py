@@ -21,6 +21,8 @@ from multiprocessing import get_context
 from functools import partial
 from pathlib import Path
 
+from data_gen.config import drawn
+
 # Leaves of the project (standard library only, import nothing else of it): see tinyzero/stats.py.
 from tinyzero.files import write_all_atomically
 from tinyzero.progress import Progress, check_memory
@@ -56,12 +58,12 @@ def check_fits_in_memory(config, workers: int, available: int | None = None) -> 
     from tinyzero.progress import available_memory
 
     available = available_memory() if available is None else available
-    total = config.train_size + config.test_size
+    total, fields = drawn(config)
     room = available - BASE_BYTES - (workers if workers > 1 else 0) * BYTES_PER_WORKER
     largest = max(int(room // BYTES_PER_PROBLEM), 0)
     check_memory(
         estimated_memory(total, workers if workers > 1 else 0),
-        f"{config.task}: train_size + test_size = {total:,} problems",
+        f"{config.task}: {fields} = {total:,} problems",
         f"ask for at most about {largest:,} problems here (--train-size, --test-size), "
         "or generate on a machine with more memory",
         available,
@@ -113,10 +115,13 @@ def generate_problems(config, workers: int = 1) -> dict[str, list[tuple]]:
 
 
 def _generate(config, runner: ChunkRunner) -> dict[str, list[tuple]]:
-    total = config.train_size + config.test_size
+    total, _ = drawn(config)
     with Progress(total, f"{config.task} problems") as progress:
         problems = _distinct_problems(config, runner, total, progress)
-    splits = {"test": problems[: config.test_size], "train": problems[config.test_size :]}
+    # The priming reserve sits between the splits: the same test split whatever the reserve, and a
+    # train split that holds none of the problems priming traces are drawn from.
+    after_test = config.test_size + getattr(config, "priming_reserve", 0)
+    splits = {"test": problems[: config.test_size], "train": problems[after_test:]}
     # Difficulty, where costly, is worked out after the split and only for the splits that want it.
     chunk_size = config.chunk_size or total
     for split in getattr(config, "difficulty_splits", tuple)():
@@ -158,7 +163,7 @@ def _distinct_problems(config, runner: ChunkRunner, total: int, progress: Progre
             progress.update(min(len(problems), total) - min(kept, total))
             if len(result) < size:  # the chunk ran out of draws before finding enough new problems
                 raise ValueError(
-                    f"train_size + test_size = {total} but only {len(problems)} distinct problems could be "
+                    f"{drawn(config)[1]} = {total} but only {len(problems)} distinct problems could be "
                     "found for this config: ask for fewer or widen its ranges"
                 )
     del problems[total:]
@@ -270,6 +275,9 @@ def write_dataset(config, out_dir: str | os.PathLike, workers: int | None = None
     """
     config.check_capacity()
     check_fits_in_memory(config, workers or default_workers())
+    space = config.space_note() if hasattr(config, "space_note") else None
+    if space and "warning" in space:
+        print(f"warning: {space['warning']}", file=sys.stderr, flush=True)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"output path {out_dir} exists and is not a folder: choose another --out")
@@ -280,6 +288,8 @@ def write_dataset(config, out_dir: str | os.PathLike, workers: int | None = None
             splits = _generate(config, runner)
         counts = {split: len(splits[split]) for split in SPLITS}
         report = config.report() if hasattr(config, "report") else {}
+        if space:
+            report = {**report, "space": space}
         info = {
             "task": config.task,
             "config": dataclasses.asdict(config),

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from data_gen.config import check_between, check_choice, check_integers, check_sizes, field_help
+from data_gen.config import PRIMING_RESERVE_HELP, check_between, check_choice, check_integers, check_sizes, drawn, field_help
 from data_gen.prompts import PROMPT_STYLES, chat_prompt, multiply_question
 from data_gen.tasks import TaskSpec, register
 from tinyzero.rewards import score_multiply
@@ -38,22 +38,24 @@ class MultiplyConfig:
 
     train_size: int = field(default=100_000, metadata=field_help("problems in train.parquet"))
     test_size: int = field(default=1_024, metadata=field_help("problems in test.parquet (drawn first, so it does not depend on train_size)"))
+    priming_reserve: int = field(default=0, metadata=field_help(PRIMING_RESERVE_HELP))
     seed: int = field(default=0, metadata=field_help("random seed: same config and seed give byte-identical files"))
     # 3 by 3 digits: hard enough that a small model must work it out, short enough to check.
     digits_a: int = field(default=3, metadata=field_help(f"digits of the first factor (1 to {MAX_DIGITS})"))
     digits_b: int = field(default=3, metadata=field_help(f"digits of the second factor (1 to {MAX_DIGITS})"))
-    prompt_style: str = field(default="base", metadata=field_help("prompt for a base model (plain text ending in <think>) or chat messages for an instruct model", choices=PROMPT_STYLES))
+    prompt_style: str = field(default="base", metadata=field_help("prompt for a base model (plain text ending in <think>), chat messages for an instruct model, or compact text for a model trained from scratch", choices=PROMPT_STYLES))
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field, with its value and what to do instead."""
-        check_integers(self, ("train_size", "test_size", "seed", "digits_a", "digits_b"))
+        check_integers(self, ("train_size", "test_size", "priming_reserve", "seed", "digits_a", "digits_b"))
         check_sizes(self)
         check_between(self, ("digits_a", "digits_b"), 1, MAX_DIGITS)
         check_choice(self, "prompt_style", PROMPT_STYLES)
         available = self.distinct_problems()
-        if self.train_size + self.test_size > available:
+        total, fields = drawn(self)
+        if total > available:
             raise ValueError(
-                f"train_size + test_size = {self.train_size + self.test_size} but {self.digits_a}- by "
+                f"{fields} = {total} but {self.digits_a}- by "
                 f"{self.digits_b}-digit factors give only {available} distinct problems: ask for fewer or use more digits"
             )
 
@@ -103,7 +105,7 @@ class MultiplyConfig:
         rows = len(problems)
         return verl_table(
             "multiply",
-            (chat_prompt(multiply_question(a, b), self.prompt_style) for a, b, _, _ in problems),
+            (chat_prompt(multiply_question(a, b, self.prompt_style), self.prompt_style) for a, b, _, _ in problems),
             ground_truth=dict(zip(GROUND_TRUTH_FIELDS["multiply"], (pa.array([p[2] for p in problems], pa.int64()), int_lists([[a, b] for a, b, _, _ in problems])))),
             extra_info={
                 "split": pa.array([split] * rows, pa.string()),

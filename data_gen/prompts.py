@@ -7,6 +7,9 @@ a chat list (verl's schema):
   that ends by opening the think tag (tinyzero.templates passes it through unchanged).
 - `instruct`: a system message with the rules and a user message with the problem, for an
   instruct model's own chat template.
+- `compact`: plain text like `base`, the problem alone in a few words and then the opened think
+  tag, for a model trained from scratch (recipes/countdown_tiny.yaml): it learns the format from
+  its priming traces, so the rules only cost tokens (about 25 instead of about 140).
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from collections.abc import Sequence
 
 from tinyzero.rewards.answer import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN  # the tags, defined once
 
-PROMPT_STYLES = ("base", "instruct")
+PROMPT_STYLES = ("base", "instruct", "compact")
+# Styles whose prompt is plain text ending by opening the think tag: passed through unchanged
+# (tinyzero.templates), and a response continues the think block.
+TEXT_STYLES = ("base", "compact")
 
 _RULES = (
     f"First think the problem through inside {THINK_OPEN} {THINK_CLOSE} tags, trying ideas and checking them, "
@@ -34,8 +40,10 @@ _BASE_OPENING = f"\nAssistant: Let me work through this carefully.\n{THINK_OPEN}
 _INSTRUCT_SYSTEM = "You are a careful problem solver. " + _RULES
 
 
-def countdown_question(numbers: Sequence[int], target: int) -> str:
+def countdown_question(numbers: Sequence[int], target: int, prompt_style: str = "base") -> str:
     numbers_text = ", ".join(str(n) for n in numbers)
+    if prompt_style == "compact":
+        return f"Numbers: {numbers_text}. Target: {target}."
     return (
         f"Combine the numbers [{numbers_text}] into an arithmetic expression whose value is {target}. "
         "Use each number exactly once; the allowed operations are +, -, * and /, with parentheses "
@@ -43,7 +51,9 @@ def countdown_question(numbers: Sequence[int], target: int) -> str:
     )
 
 
-def multiply_question(a: int, b: int) -> str:
+def multiply_question(a: int, b: int, prompt_style: str = "base") -> str:
+    if prompt_style == "compact":
+        return f"Compute {a} * {b}."
     return (
         f"Compute {a} * {b}. The answer is the product written as a plain integer, "
         f"for example {ANSWER_OPEN} 56088 {ANSWER_CLOSE}."
@@ -54,6 +64,8 @@ def chat_prompt(question: str, prompt_style: str) -> list[dict[str, str]]:
     """The row's `prompt` for a question in the given style."""
     if prompt_style == "base":
         return [{"role": "user", "content": f"{_BASE_PREAMBLE}User: {question}{_BASE_OPENING}"}]
+    if prompt_style == "compact":
+        return [{"role": "user", "content": f"{question}\n{THINK_OPEN}"}]
     if prompt_style == "instruct":
         return [
             {"role": "system", "content": _INSTRUCT_SYSTEM},

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 class TaskSpec:
     name: str  # the rows' data_source and the recipes' task.name
     config: type  # the generator config dataclass (defaults, `validate()` naming the bad field)
-    question: Callable[..., str]  # the problem text; data_gen.prompts.chat_prompt wraps it per prompt style
+    question: Callable[..., str]  # the problem text (its last argument the prompt style); chat_prompt wraps it
     ground_truth_fields: tuple[str, ...]  # reward_model.ground_truth's fields (tinyzero.rewards' definition)
     difficulty: Callable[[dict], str]  # eval's breakdown label, read from a row's ground truth
     reward: Callable[..., object]  # the tinyzero.rewards function that scores one response
@@ -26,7 +26,7 @@ class TaskSpec:
         """A row's `prompt` (chat list), exactly as training data carries it."""
         from data_gen.prompts import chat_prompt
 
-        return chat_prompt(self.question(*question_args), prompt_style)
+        return chat_prompt(self.question(*question_args, prompt_style), prompt_style)
 
 
 TASK_SPECS: dict[str, TaskSpec] = {}

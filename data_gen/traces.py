@@ -5,10 +5,12 @@ a `<think>` tag opens, then `</think>` and `<answer> ANSWER </answer>`. Two styl
 
 - `direct`: only the solution's steps (Countdown: the merges that reach the target; multiplication:
   the partial products and their sum). No reflection at all: no check, no move back.
-- `search`: real failed attempts with their true values, a check that rejects each one, a move back
-  (Countdown: to an earlier point of the search; multiplication: to the start), the solution, and a
-  verification that recomputes it (Countdown: the answer's steps again; multiplication: the product
-  split the other way).
+- `search`: Countdown: a real depth-first search, narrated in the order it ran (merges in a random
+  order, each line of attack finished with the pair's finish nearest the target): every dead end it
+  met with its true value, the check that rejects it and the move back, then the solution and a
+  verification that recomputes it. The first try may succeed (then only the verification shows).
+  Multiplication: plausible wrong methods with their true values, each rejected by a size check,
+  a move back to the start, the solution, and the product split the other way.
 
 Every number a trace states is true: values are exact integers (Countdown traces only use merges
 whose value is a non-negative integer; a problem without such a solution is skipped and counted).
@@ -17,9 +19,12 @@ detectors: `search` shows verification, backtracking and self-correction, `direc
 so `search_fraction` sets how much reflection the primed model has seen.
 
 The problems come from the task generator with the RL data's own config and seed: they are the
-problems drawn after its test split (`generate_problems(replace(data, train_size=size))["train"]`),
-and data_gen never repeats a problem across splits, so no trace is an RL test problem. When
-`size` is at most the RL train size they are the first `size` RL training problems.
+problems drawn right after its test split (`generate_problems(replace(data, train_size=size))
+["train"]`; the generator's streams are prefix-stable), and data_gen never repeats a problem across
+splits, so no trace is an RL test problem. With `data.priming_reserve` at least `size`, the RL data
+keeps exactly those problems out of its train split too (the traces then come from the reserve
+alone), so priming never shows a problem GRPO trains on: recipes/countdown_tiny.yaml does this.
+Without a reserve the traces are the first `size` RL training problems.
 
 Rows are in the schema of verl 0.9.1's SFT trainer (`verl.utils.dataset.multiturn_sft_dataset.
 MultiTurnSFTDataset`, its `data.messages_key` defaults to `messages`): a `messages` list of
@@ -44,6 +49,7 @@ from data_gen.config import check_integers, field_help
 from data_gen.countdown import CountdownConfig
 from data_gen.dataset import generate_problems
 from data_gen.multiply import MultiplyConfig
+from data_gen.prompts import TEXT_STYLES
 from data_gen.solver import join_expression
 from data_gen.tasks import TASK_SPECS
 from tinyzero.files import write_all_atomically
@@ -55,10 +61,9 @@ STYLES = ("direct", "search")
 TRACES_FILE = "traces.parquet"
 TRACES_INFO_FILE = "traces_info.json"
 
-# A failed attempt is the nearest miss among _ATTEMPTS_COMPARED random ways to finish; draws that
-# reach the target are discarded, and after _ATTEMPT_DRAWS draws the trace makes do with fewer.
-_ATTEMPT_DRAWS = 50
-_ATTEMPTS_COMPARED = 8
+# Random search orders tried for a search trace before the problem is skipped (an order that needs
+# more than max_failed_attempts dead ends is not shown).
+_SEARCH_ORDERS = 50
 # The search for a solution with integer steps gives up after this many merges (a 6-number
 # problem whose only solutions go through fractions); the problem is then skipped.
 _SOLUTION_SEARCH_BUDGET = 200_000
@@ -77,7 +82,7 @@ class TracesConfig:
     # reward whichever pays on each problem (Gandhi et al.: the behaviours must be there to grow).
     search_fraction: float = field(default=0.5, metadata=field_help("share of traces in the search style (the rest are direct), 0 to 1"))
     # Up to two dead ends keeps a search trace within a few hundred tokens.
-    max_failed_attempts: int = field(default=2, metadata=field_help("most failed attempts in a search trace (each draws 1 to this many)"))
+    max_failed_attempts: int = field(default=2, metadata=field_help("most dead ends a search trace shows (Countdown: a search order that meets more is not shown; multiplication: each shows 1 to this many)"))
 
     @property
     def task(self) -> str:
@@ -99,10 +104,13 @@ class TracesConfig:
             self.problem_config().check_capacity()
         except ValueError as error:
             raise ValueError(f"data: {error} (for traces, train_size is the trace count: size={self.size})") from None
+        if 0 < self.data.priming_reserve < self.size:
+            raise ValueError(f"size={self.size} is above the RL data's priming_reserve={self.data.priming_reserve}: "
+                             "the traces past the reserve would be RL training problems; raise priming_reserve to size")
 
-    def problem_config(self):
-        """The RL data config with room for the traces right after its test split."""
-        return dataclasses.replace(self.data, train_size=self.size)
+    def problem_config(self, wanted: int | None = None):
+        """The RL data config drawing `wanted` (default: size) problems right after its test split."""
+        return dataclasses.replace(self.data, train_size=wanted or self.size, priming_reserve=0)
 
     def search_count(self) -> int:
         return round(self.size * self.search_fraction)
@@ -117,8 +125,8 @@ def _listing(values) -> str:
 
 
 def _response(body: str, answer: str, prompt_style: str) -> str:
-    """The assistant's text: a base prompt already opened <think>, an instruct prompt did not."""
-    think = body if prompt_style == "base" else THINK_OPEN + body
+    """The assistant's text: a base or compact prompt already opened <think>, an instruct prompt did not."""
+    think = body if prompt_style in TEXT_STYLES else THINK_OPEN + body
     return f"{think}\n{THINK_CLOSE}\n{ANSWER_OPEN} {answer} {ANSWER_CLOSE}"
 
 
@@ -203,71 +211,99 @@ def _solution_merges(numbers, target: int, rng: random.Random) -> tuple[list[_Me
     return [merge for _, _, merge in path], state[0][1][0]
 
 
-def _failed_attempt(state, target: int, rng: random.Random, avoid: set) -> list[_Merge] | None:
-    """Merges from `state` to a single value that is not the target (and not in `avoid`).
+def _best_finish(state, target: int) -> tuple[int, int, _Merge]:
+    """Of the merges of the last two values, the one whose value is nearest the target: a searcher
+    works out the finishes of a pair and keeps the closest (the target itself when one reaches it)."""
+    return min(_merges([v for v, _ in state]), key=lambda option: abs(option[2].value - target))
 
-    A searcher aims at the target: of a few random ways to finish, the one that ends nearest the
-    target is the attempt (near misses, as in "64, not 65", rather than wild values).
+
+def _search_events(numbers, target: int, rng: random.Random, max_failed_attempts: int):
+    """The search a trace narrates, as it ran: depth first over merges in a random order, each line
+    of attack finished with its best finish (_best_finish) and abandoned when that misses.
+
+    Returns (attempts, restarts) or None when the search meets more than max_failed_attempts dead
+    ends before the solution (or finds none with integer steps). `attempts` are merge lists from
+    the start, the last one reaching the target; `restarts[k]` is how many merges attempt k+1
+    keeps of attempt k (the point the search went back to).
     """
-    candidates = []
-    for _ in range(_ATTEMPT_DRAWS):
-        current, merges = state, []
-        while len(current) > 1:
-            i, j, merge = rng.choice(_merges([v for v, _ in current]))
-            current = _apply(current, i, j, merge)
-            merges.append(merge)
-        if current[0][0] != target and tuple(merges) not in avoid:
-            candidates.append(merges)
-            if len(candidates) == _ATTEMPTS_COMPARED:
-                break
-    return min(candidates, key=lambda merges: abs(merges[-1].value - target), default=None)
+    attempts: list[list[_Merge]] = []
+    budget = [_SOLUTION_SEARCH_BUDGET]
+
+    def search(state, path) -> bool:
+        if len(state) == 2:
+            i, j, merge = _best_finish(state, target)
+            attempts.append([*path, merge])
+            return merge.value == target
+        options = _merges([v for v, _ in state])
+        rng.shuffle(options)
+        for i, j, merge in options:
+            budget[0] -= 1
+            if budget[0] < 0 or len(attempts) > max_failed_attempts:
+                return False
+            if search(_apply(state, i, j, merge), [*path, merge]):
+                return True
+        return False
+
+    numbers = list(numbers)
+    if len(numbers) < 2:
+        return None
+    found = search(_start_state(numbers), [])
+    if not found or len(attempts) > max_failed_attempts + 1:
+        return None
+    restarts = []
+    for earlier, later in zip(attempts, attempts[1:]):
+        kept = 0
+        while kept < len(earlier) - 1 and earlier[kept] == later[kept]:
+            kept += 1
+        restarts.append(kept)
+    return attempts, restarts
 
 
 def countdown_trace(numbers, target: int, style: str, prompt_style: str, rng: random.Random,
                     max_failed_attempts: int = 2) -> tuple[str, str, int] | None:
     """(response, answer expression, failed attempts shown) for one problem, or None when the
-    problem has no solution whose steps are all non-negative integers."""
+    problem has no solution whose steps are all non-negative integers (a search trace: none within
+    max_failed_attempts dead ends of a search in this order)."""
     numbers = list(numbers)
-    solved = _solution_merges(numbers, target, rng)
-    if solved is None:
-        return None
-    solution, answer = solved
     opening = f" I need to reach {target} with {_listing(numbers)}, each used once."
     if style == "direct":
+        solved = _solution_merges(numbers, target, rng)
+        if solved is None:
+            return None
+        solution, answer = solved
         body = f"{opening}\n{'. '.join(map(str, solution))}. That reaches {target}."
         return _response(body, answer, prompt_style), answer, 0
 
-    # search: attempt k keeps the first `kept[k]` merges of the solution and then goes astray;
-    # each move back returns to a point the text has already reached (kept never grows), and the
-    # last one continues from there with the rest of the solution.
-    lines, tried = [opening], set()
-    kept = rng.randint(0, len(solution) - 1)
-    shown_from = 0  # solution merges before this are already in the text
-    for _ in range(rng.randint(1, max_failed_attempts)):
-        state = _start_state(numbers)
-        for merge in solution[:kept]:
-            state = _apply(state, *_position(state, merge), merge)
-        attempt = _failed_attempt(state, target, rng, tried)
-        if attempt is None:
+    # search: the real order of a depth-first search; each miss is checked against the target and
+    # the search goes back to the last point with untried merges (the start, or a partial result).
+    # A search order that meets more dead ends than a trace may show is set aside for another
+    # random order (the searches shown are real, in their real order; the problems are all kept).
+    for _ in range(_SEARCH_ORDERS):
+        events = _search_events(numbers, target, rng, max_failed_attempts)
+        if events is not None:
             break
-        tried.add(tuple(attempt))
-        merges = solution[shown_from:kept] + attempt
+    else:
+        return None
+    attempts, restarts = events
+    lines = [opening]
+    shown_from = 0  # merges of the current attempt already in the text
+    for attempt, kept in zip(attempts, [*restarts, None]):
+        lines.append(f"Try {', '.join(map(str, attempt[shown_from:]))}.")
         value = attempt[-1].value
-        lines.append(f"Try {', '.join(map(str, merges))}.")
+        if kept is None:  # the last attempt reaches the target
+            lines[-1] += f" That reaches {target}."
+            break
         lines.append(f"{value}, not {target}: too {'big' if value > target else 'small'}.")
-        kept = rng.randint(0, kept)
-        shown_from = kept
         if kept:
-            back_to = [v for v, _ in _state_after(numbers, solution[:kept])]
+            back_to = [v for v, _ in _state_after(numbers, attempt[:kept])]
             lines.append(f"That doesn't work. Back to {_listing(back_to)}: let me try something else.")
         else:
             lines.append("That doesn't work. Back to the start: let me try a different combination.")
-    failed = len(tried)
-    if not failed:  # every way astray reached the target after all: no search to show
-        return None
-    lines.append(f"Try {', '.join(map(str, solution[shown_from:]))}. That reaches {target}.")
+        shown_from = kept
+    solution = attempts[-1]
+    answer = _state_after(numbers, solution)[0][1][0]
     lines.append(f"Let me verify {answer}: {', '.join(map(str, solution))}. It uses {_listing(numbers)} once each.")
-    return _response("\n".join(lines), answer, prompt_style), answer, failed
+    return _response("\n".join(lines), answer, prompt_style), answer, len(attempts) - 1
 
 
 def _position(state, merge: _Merge) -> tuple[int, int]:
@@ -382,14 +418,20 @@ def make_traces(config: TracesConfig) -> tuple[list[dict], dict]:
     """
     config.validate()
     wanted = config.size
+    reserve = config.data.priming_reserve
     while True:
-        problems = generate_problems(dataclasses.replace(config.data, train_size=wanted))["train"]
+        problems = generate_problems(config.problem_config(wanted))["train"]
         traces, skipped = _traces_for(config, problems)
         if len(traces) == config.size:
             break
+        if reserve and wanted >= reserve:
+            raise ValueError(f"only {len(traces)} of the {reserve} reserved problems have a {config.task} trace "
+                             f"({skipped} skipped): raise the RL data's priming_reserve above size={config.size}")
         # The generator's streams are prefix-stable: asking for more keeps the same first problems,
         # and the same seed gives the same traces for them.
         wanted += 2 * (config.size - len(traces)) + 8
+        if reserve:
+            wanted = min(wanted, reserve)
     rl_rows = config.data.table([problem for problem, *_ in traces], "train").to_pylist()
     rows = []
     for index, (rl_row, (_, style, response, answer, failed)) in enumerate(zip(rl_rows, traces)):
@@ -407,7 +449,8 @@ def make_traces(config: TracesConfig) -> tuple[list[dict], dict]:
         "styles": dict(sorted(Counter(t[1] for t in traces).items())),
         "failed_attempts": {str(k): v for k, v in sorted(Counter(t[4] for t in traces if t[1] == "search").items())},
         "skipped_problems": skipped,  # no all-integer solution, or no way astray to show
-        "excluded": f"the {config.data.test_size} test problems of this data config and seed",
+        "excluded": f"the {config.data.test_size} test problems of this data config and seed"
+                    + (f"; drawn from its priming_reserve of {reserve}, which its train split excludes" if reserve else ""),
     }
     return rows, report
 

@@ -189,6 +189,77 @@ def test_the_cpu_run_checks_name_every_setting_it_needs(tmp_path):
         assert named in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("flags", "environ", "native"),
+    [
+        ({"avx2"}, {}, False),  # AVX2 only: bf16 is emulated
+        ({"avx2", "avx512f"}, {}, False),  # AVX-512 without its bf16 extension
+        ({"avx2", "avx512f", "avx512_bf16"}, {}, True),
+        ({"avx2", "amx_bf16"}, {}, True),
+        ({"avx2", "avx512f", "avx512_bf16"}, {"ONEDNN_MAX_CPU_ISA": "avx2"}, False),  # oneDNN held below bf16
+        ({"avx2", "avx512f", "avx512_bf16"}, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}, True),
+    ],
+)
+def test_native_bf16_is_read_from_the_processor_flags(flags, environ, native):
+    from tinyzero.train import cpu
+
+    found, why = cpu.native_bf16(flags, environ)
+    assert found is native
+    assert ("no native bf16" in why or "ONEDNN_MAX_CPU_ISA" in why) is not native
+
+
+def test_cpu_flags_come_from_cpuinfo():
+    from tinyzero.train import cpu
+
+    cpuinfo = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 fma\n\nprocessor\t: 1\n"
+    assert cpu.cpu_flags(cpuinfo) == {"fpu", "sse2", "avx2", "fma"}
+
+
+def test_a_cpu_run_computes_in_fp32_without_native_bf16(tmp_path, monkeypatch):
+    """Every engine (actor, reference, critic, vLLM) gets the dtype, through keys verl's dataclasses take."""
+    from verl.utils.config import omega_conf_to_dataclass
+
+    from tinyzero.recipe import CheckError
+    from tinyzero.train import cpu
+
+    monkeypatch.setattr(cpu, "native_bf16", lambda: (False, "this CPU has no native bf16 (no avx512_bf16 or amx_bf16 flag)"))
+    recipe = tiny("algorithm.adv_estimator=gae", tmp_path=tmp_path)
+    line = cpu.settle_precision(recipe)
+    assert line.startswith("fp32: this CPU has no native bf16") and "emulated" in line
+    fp32 = {"param_dtype": "fp32", "reduce_dtype": "fp32", "buffer_dtype": "fp32"}
+    for engine in (recipe.actor_rollout_ref.actor.fsdp_config, recipe.actor_rollout_ref.ref.fsdp_config, recipe.critic.fsdp):
+        assert dict(engine.mixed_precision) == fp32
+        assert omega_conf_to_dataclass(engine).mixed_precision["param_dtype"] == "fp32"  # verl's FSDPEngineConfig takes it
+    assert recipe.actor_rollout_ref.ref.fsdp_config.model_dtype == "fp32"
+    assert recipe.actor_rollout_ref.rollout.dtype == "float32"
+
+    monkeypatch.setattr(cpu, "native_bf16", lambda: (True, "this CPU has native bf16 (avx512_bf16)"))
+    native = tiny(tmp_path=tmp_path)
+    assert cpu.settle_precision(native) == "bf16: this CPU has native bf16 (avx512_bf16)"
+    assert native.actor_rollout_ref.rollout.dtype == "bfloat16"
+    forced = tiny("cpu_dtype=fp32", tmp_path=tmp_path)
+    assert cpu.settle_precision(forced).startswith("fp32: cpu_dtype=fp32")
+    with pytest.raises(CheckError, match=r"cpu_dtype='fp16': use one of auto, fp32, bf16"):
+        cpu.settle_precision(tiny("cpu_dtype=fp16", tmp_path=tmp_path))
+
+
+def test_priming_on_a_cpu_computes_in_the_runs_dtype(tmp_path, monkeypatch):
+    """The SFT engine's mixed precision follows the RL run's, and keys the primed model's folder."""
+    from tinyzero.train import cpu, prime
+    from tinyzero.train.app import prepare_tiny_model
+
+    recipe = tiny(tmp_path=tmp_path)
+    prepare_tiny_model(recipe)
+    monkeypatch.setattr(cpu, "native_bf16", lambda: (False, "no native bf16"))
+    traces = prime.traces_config(recipe)
+    folder = prime.primed_dir(recipe, traces)
+    layer = prime.launch_layer(recipe, folder, folder / "traces.parquet")
+    assert layer.engine.mixed_precision.param_dtype == "fp32"
+    assert prime.verl_sft_config(layer, "cpu").engine.mixed_precision.param_dtype == "fp32"  # verl's struct takes it
+    monkeypatch.setattr(cpu, "native_bf16", lambda: (True, "native"))
+    assert prime.primed_dir(recipe, traces) != folder  # primed in bf16: another model
+
+
 def test_a_cpu_run_needs_the_memory_its_processes_hold():
     """Short of it, Ray's memory monitor kills workers part way and verl waits forever: refuse first."""
     from tinyzero.recipe import CheckError

@@ -94,19 +94,22 @@ def test_every_answer_scores_full_marks(traces, name):
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_each_style_shows_exactly_its_behaviours(traces, name):
-    """search: verification, backtracking and self-correction; direct: no reflection at all."""
+    """search: verification, and backtracking and self-correction after a dead end (a Countdown search
+    whose first try succeeds only verifies); direct: no reflection at all."""
     detectors = default_detectors()
     for row in traces[name]:
         found = detect(rollout_of(row), detectors)
         shown = {behaviour for behaviour in REFLECTIVE if found.get(behaviour)}
-        if row["extra_info"]["trace_style"] == "search":
+        if row["extra_info"]["trace_style"] == "direct":
+            assert shown == set(), (shown, response_of(row))
+        elif row["extra_info"]["failed_attempts"]:
             assert shown == set(REFLECTIVE), (shown, response_of(row))
         else:
-            assert shown == set(), (shown, response_of(row))
+            assert shown == {"verification"}, (shown, response_of(row))
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_styles_are_dealt_exactly_and_search_fails_first(traces, name):
+def test_styles_are_dealt_exactly_and_search_shows_its_dead_ends(traces, name):
     config = CONFIGS[name]
     rows = traces[name]
     assert len(rows) == config.size
@@ -115,28 +118,36 @@ def test_styles_are_dealt_exactly_and_search_fails_first(traces, name):
     for row in rows:
         failed = row["extra_info"]["failed_attempts"]
         if row["extra_info"]["trace_style"] == "search":
-            assert 1 <= failed <= config.max_failed_attempts
-            assert response_of(row).count("Try ") == failed + (row["data_source"] == "countdown")
+            countdown = row["data_source"] == "countdown"
+            assert (0 if countdown else 1) <= failed <= config.max_failed_attempts  # a search may succeed at once
+            assert response_of(row).count("Try ") == failed + countdown
+            assert response_of(row).count("That doesn't work") == failed
         else:
             assert failed == 0 and "Try " not in response_of(row)
 
 
-@pytest.mark.parametrize("name", CONFIGS)
-def test_prompt_is_the_rl_rows_prompt_and_the_response_closes_its_think(made, traces, name):
-    config = CONFIGS[name]
-    drawn = config.size + made[name][1]["skipped_problems"]
-    problems = generate_problems(dataclasses.replace(config.data, train_size=drawn))["train"]
-    rl_rows = config.data.table(problems, "train").to_pylist()
-    by_truth = {repr(sorted(ground_truth(row).items())): row["prompt"] for row in rl_rows}
-    for row in traces[name]:
-        assert row["messages"][:-1] == by_truth[repr(sorted(ground_truth(row).items()))]
-        response = response_of(row)
-        if config.data.prompt_style == "base":
-            assert row["messages"][0]["content"].endswith("<think>")
-            assert response.startswith(" ") and "<think>" not in response
-        else:
-            assert response.startswith("<think>")
-        assert response.count("</think>") == 1 and re.search(r"</think>\n<answer> [^<]+ </answer>$", response)
+def test_countdown_search_is_a_real_depth_first_search():
+    """Each dead end is the best finish of a line of attack the search really took, and the first
+    try succeeds in some traces: nothing is staged."""
+    rows, _ = make_traces(TracesConfig(data=CountdownConfig(test_size=20, seed=3, min_count=3, max_count=3, max_number=12,
+                                                            max_target=50), size=80, search_fraction=1.0))
+    failures = [row["extra_info"]["failed_attempts"] for row in rows]
+    assert 0 in failures and max(failures) >= 1
+    attempt = re.compile(r"Try (\d+) [-+*/] (\d+) = (\d+), (\d+) [-+*/] (\d+) = (\d+)")
+    for row in rows:
+        numbers = list(row["reward_model"]["ground_truth"]["numbers"])
+        target = row["reward_model"]["ground_truth"]["target"]
+        tries = [tuple(map(int, found)) for found in attempt.findall(response_of(row))]
+        assert len(tries) == row["extra_info"]["failed_attempts"] + 1, response_of(row)
+        for x, y, merged, p, q, finish in tries:
+            left = list(numbers)
+            left.remove(x)
+            left.remove(y)  # the first merge takes two of the given numbers ...
+            assert sorted([p, q]) == sorted([merged, left[0]]), response_of(row)  # ... the finish the rest
+            a, b = max(merged, left[0]), min(merged, left[0])
+            finishes = [a + b, a * b, a - b] + ([a // b] if b and a % b == 0 else [])
+            assert abs(finish - target) == min(abs(f - target) for f in finishes), response_of(row)  # the nearest finish
+        assert tries[-1][-1] == target and all(t[-1] != target for t in tries[:-1])
 
 
 def test_traces_avoid_the_rl_test_split(tmp_path):
@@ -158,6 +169,23 @@ def test_traces_avoid_the_rl_test_split(tmp_path):
         assert "200 test problems" in report["excluded"]
         if size <= data.train_size:
             assert trace_keys == train[:size]
+
+
+def test_a_priming_reserve_keeps_the_traces_out_of_the_rl_train_split(tmp_path):
+    """With priming_reserve, the RL test split is unchanged, its train split skips the reserve, and
+    the traces come from the reserve: priming shows no problem GRPO trains or tests on."""
+    plain = CountdownConfig(train_size=300, test_size=200, seed=5, min_count=3, max_count=3, max_number=12, max_target=50)
+    reserved = dataclasses.replace(plain, priming_reserve=150)
+    before, after = generate_problems(plain), generate_problems(reserved)
+    assert after["test"] == before["test"] and len(after["train"]) == 300
+    rows, report = make_traces(TracesConfig(data=reserved, size=150, search_fraction=0.5))
+    key = CountdownConfig.key
+    trace_keys = {(tuple(sorted(r["reward_model"]["ground_truth"]["numbers"])), r["reward_model"]["ground_truth"]["target"]) for r in rows}
+    assert trace_keys == {key(p) for p in before["train"][:150]}  # exactly the reserve
+    assert not trace_keys & {key(p) for p in after["train"] + after["test"]}
+    assert "priming_reserve of 150" in report["excluded"]
+    with pytest.raises(ValueError, match=r"size=151 is above the RL data's priming_reserve=150"):
+        TracesConfig(data=reserved, size=151).validate()
 
 
 def test_countdown_problem_with_only_fraction_solutions_is_skipped():

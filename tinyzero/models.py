@@ -44,12 +44,24 @@ _CORPUS = [
 
 
 def project_prompts() -> list[str]:
-    """A few prompts exactly as data_gen writes them, so the tokenizer merges the project's own
-    wording and a prompt costs tens of tokens, not hundreds."""
-    from data_gen.prompts import PROMPT_STYLES, chat_prompt, countdown_question, multiply_question
+    """A few prompts and traces exactly as data_gen writes them, so the tokenizer merges the
+    project's own wording and a prompt costs tens of tokens, not hundreds."""
+    import random
 
-    questions = [countdown_question([19, 36, 55, 7], 65), countdown_question([3, 8, 12], 24), multiply_question(123, 456)]
-    return [message["content"] for q in questions for style in PROMPT_STYLES for message in chat_prompt(q, style)]
+    from data_gen.prompts import PROMPT_STYLES, chat_prompt, countdown_question, multiply_question
+    from data_gen.traces import STYLES, countdown_trace, multiply_trace
+
+    texts = []
+    for style in PROMPT_STYLES:
+        for question in (countdown_question([19, 36, 55, 7], 65, style), countdown_question([3, 8, 12], 24, style),
+                         multiply_question(123, 456, style)):
+            texts += [message["content"] for message in chat_prompt(question, style)]
+    for trace_style in STYLES:  # the traces' wording: priming and RL responses are mostly that
+        rng = random.Random(0)
+        texts.append(countdown_trace([4, 7, 9], 19, trace_style, "base", rng)[0])
+        texts.append(countdown_trace([4, 7, 9, 2], 23, trace_style, "base", rng)[0])
+        texts.append(multiply_trace(347, 29, trace_style, "base", rng)[0])
+    return texts
 
 
 @dataclass

@@ -67,7 +67,7 @@ class EvalConfig:
     seed: int = _help("sampling seed", default=0)
     pass_k: Optional[list[int]] = _help("k values for pass@k; null: 1, 2, 4, ... up to n", default=None)
     prompt_style: Optional[str] = _help(
-        "base | instruct; null: each row's extra_info.prompt_style (as training)", default=None
+        "base | instruct | compact; null: each row's extra_info.prompt_style (as training)", default=None
     )
     batch_size: int = _help("prompts per forward pass on the hf backend (vllm takes all at once)", default=32)
     dtype: str = _help("auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float16 | float32", default="auto")

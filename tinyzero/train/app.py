@@ -246,6 +246,7 @@ def plan_lines(
     attention_line: str,
     rollout_line: str,
     platform_line: str | None = None,
+    precision_line: str | None = None,
 ) -> list[str]:
     responses = int(config.data.train_batch_size) * int(config.actor_rollout_ref.rollout.n)
     sequence = checks.max_sequence_length(config)
@@ -254,6 +255,7 @@ def plan_lines(
     return [
         f"model      {config.actor_rollout_ref.model.path}",
         *([f"platform   {platform_line}"] if platform_line else []),
+        *([f"compute    {precision_line}"] if precision_line else []),
         *([f"rewards    {zero_advantages}"] if zero_advantages else []),
         f"algorithm  {algorithm}{' (PPO with a critic)' if algorithm == 'gae' else ''}, "
         f"lr {config.actor_rollout_ref.actor.optim.lr}, KL loss {config.actor_rollout_ref.actor.use_kl_loss}"
@@ -313,6 +315,7 @@ def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
     cpu_run = cpu.is_cpu_run(config, address)  # no GPU here and logical GPUs asked for
     inventory = cpu.logical_gpu_inventory(config) if cpu_run else checks.count_gpus(address)
     platform_line = cpu.check_cpu_run(config) if cpu_run else None
+    precision_line = cpu.settle_precision(config) if cpu_run else None
     machines = cluster.find_machines(config, address, inventory.count)
     attention_line = attention.apply_attention(config, checks.uses_critic(config), machines.flash_attn_error)
     gpus = reported(lambda: checks.check_gpus(config, inventory), dry_run)
@@ -340,7 +343,7 @@ def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
     checks_report = [f"check: batch   {batch}", f"check: GPUs    {gpus}", f"check: CPUs    {cpus}"]
     checks_report += [f"check: nodes   {nodes}", f"check: memory  {fit}"]
     checks_report += [f"check: data    {note}" for note in data_notes]
-    plan = plan_lines(config, inventory, memory_line, rows, attention_line, rollout_line, platform_line)
+    plan = plan_lines(config, inventory, memory_line, rows, attention_line, rollout_line, platform_line, precision_line)
     return plan + priming_notes + checks_report + logging_notes
 
 

@@ -19,6 +19,11 @@ verl chooses tinyzero's CPU platform only when no accelerator platform is availa
   (verl/utils/device.py 151-164).
 Each is checked here with the key to change; recipes/countdown_tiny.yaml sets them all. So is the
 host's free memory, which every process of the run shares.
+
+The compute dtype is settled here too (`cpu_dtype`, tinyzero's key): verl computes in bf16 by
+default everywhere, which a processor without native bf16 (no `avx512_bf16` or `amx_bf16` flag)
+emulates, 7-9x slower than fp32 for the tiny model's forward and backward (README: "Training on a
+CPU"). `precision_keys` is the one list of the verl keys that set it.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tinyzero.recipe import CheckError
 
@@ -37,6 +42,14 @@ from tinyzero.recipe import CheckError
 CPU_RUN_MEMORY_GIB = 7.5
 
 SLEEP_KEY = "+actor_rollout_ref.rollout.enable_sleep_mode"
+CPU_DTYPE_KEY = "cpu_dtype"
+CPU_DTYPES = ("auto", "fp32", "bf16")
+# The processor flags of native bf16 arithmetic (x86: AVX512-BF16, AMX); without them oneDNN and
+# torch emulate bf16 with fp32 instructions plus conversions.
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+# ONEDNN_MAX_CPU_ISA values that keep oneDNN off its bf16 instructions even where the processor has
+# them (oneDNN's names; AVX512_CORE_BF16 and above use them).
+ISA_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI")
 LOGICAL_GPUS_KEY = "ray_kwargs.ray_init.num_gpus"
 
 
@@ -120,6 +133,78 @@ def head_size(model_path: str) -> int | None:
     shape = json.loads(config_file.read_text())
     shape = shape.get("text_config", shape)
     return int(shape.get("head_dim") or shape["hidden_size"] // shape["num_attention_heads"])
+
+
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The processor's feature flags (Linux's /proc/cpuinfo; empty where it cannot be read)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
+
+
+def native_bf16(flags: set[str] | None = None, environ: dict | None = None) -> tuple[bool, str]:
+    """(whether bf16 runs natively here, why), from the processor's flags and ONEDNN_MAX_CPU_ISA."""
+    import os
+
+    flags = cpu_flags() if flags is None else flags
+    environ = os.environ if environ is None else environ
+    native = [flag for flag in NATIVE_BF16_FLAGS if flag in flags]
+    if not native:
+        return False, f"this CPU has no native bf16 (no {' or '.join(NATIVE_BF16_FLAGS)} flag)"
+    isa = environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if isa in ISA_WITHOUT_BF16:
+        return False, f"ONEDNN_MAX_CPU_ISA={isa} keeps oneDNN off this CPU's bf16 instructions"
+    return True, f"this CPU has native bf16 ({', '.join(native)})"
+
+
+def compute_dtype(config: DictConfig) -> tuple[str, str]:
+    """(fp32 or bf16, why) for a CPU run: `cpu_dtype=auto` computes in fp32 unless the processor
+    has native bf16 (then verl's bf16, which measured as fast or faster there: README)."""
+    choice = str(config.get(CPU_DTYPE_KEY) or "auto")
+    if choice not in CPU_DTYPES:
+        raise CheckError(f"{CPU_DTYPE_KEY}={choice!r}: use one of {', '.join(CPU_DTYPES)} (auto: fp32 unless this CPU has native bf16)")
+    native, why = native_bf16()
+    if choice != "auto":
+        return choice, f"{CPU_DTYPE_KEY}={choice} ({why})"
+    return ("bf16", why) if native else ("fp32", f"{why}: bf16 would be emulated, several times slower")
+
+
+def precision_keys(dtype: str, critic: bool) -> dict[str, object]:
+    """The verl 0.9.1 keys that make every engine of a run compute in `dtype` (fp32 or bf16).
+
+    FSDP engines: `fsdp_config.mixed_precision.param_dtype` (FSDPEngineConfig.mixed_precision,
+    verl/workers/config/engine.py 291, not in verl's YAML); the FSDP engine autocasts to it and skips
+    autocast for fp32 (verl/workers/engine/fsdp/transformer_impl.py 391-403, 1559-1563). The
+    reference's weights (`model_dtype`, bf16 in train.yaml) follow; vLLM's rollout `dtype` too.
+    """
+    short, long_ = ("fp32", "float32") if dtype == "fp32" else ("bf16", "bfloat16")
+    mixed = {"param_dtype": short, "reduce_dtype": "fp32", "buffer_dtype": "fp32"}
+    keys = {
+        "actor_rollout_ref.actor.fsdp_config.mixed_precision": mixed,
+        "actor_rollout_ref.ref.fsdp_config.mixed_precision": mixed,
+        "actor_rollout_ref.ref.fsdp_config.model_dtype": short,
+        "actor_rollout_ref.rollout.dtype": long_,
+    }
+    if critic:
+        keys["critic.fsdp.mixed_precision"] = mixed  # FSDPCriticConfig.fsdp (verl/workers/config/critic.py 206)
+    return keys
+
+
+def settle_precision(config: DictConfig) -> str:
+    """Write the compute dtype into every engine's keys; the plan's line says which and why."""
+    from tinyzero.train.checks import uses_critic
+
+    dtype, why = compute_dtype(config)
+    with open_dict(config):
+        for key, value in precision_keys(dtype, uses_critic(config)).items():
+            OmegaConf.update(config, key, value, merge=False, force_add=True)
+    return f"{dtype}: {why}"
 
 
 def check_cpu_run(config: DictConfig) -> str:

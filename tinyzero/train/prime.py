@@ -52,7 +52,7 @@ SFT_FILE = "sft.yaml"
 # The sft keys the launch sets (a recipe setting them would make SFT and RL disagree).
 LAUNCH_KEYS = (
     "model.path", "model.custom_chat_template", "model.override_config.attn_implementation",
-    "engine.strategy", "data.train_files", "trainer.default_local_dir", "trainer.device",
+    "engine.strategy", "engine.mixed_precision", "data.train_files", "trainer.default_local_dir", "trainer.device",
     "checkpoint.save_contents",
 )
 
@@ -109,6 +109,18 @@ def check_batch(config: DictConfig, traces, nprocs: int) -> str:
     return f"{traces.size // batch} steps per epoch x {epochs} epochs, batch {batch}"
 
 
+def cpu_compute_dtype(config: DictConfig) -> str | None:
+    """The SFT engine's compute dtype on a CPU (tinyzero.train.cpu.compute_dtype: fp32 where bf16
+    would be emulated); None on an accelerator, where verl's bf16 stays."""
+    from verl.utils.device import get_device_name
+
+    if get_device_name() != "cpu":
+        return None
+    from tinyzero.train.cpu import compute_dtype
+
+    return compute_dtype(config)[0]
+
+
 def fingerprint(config: DictConfig, traces) -> dict:
     """Everything the primed model depends on."""
     return {
@@ -116,6 +128,7 @@ def fingerprint(config: DictConfig, traces) -> dict:
         "traces": dataclasses.asdict(traces),
         "sft": OmegaConf.to_container(sft_block(config), resolve=True),
         "chat_template": chat_template_for(config.task.prompt_style),
+        "cpu_dtype": cpu_compute_dtype(config),
     }
 
 
@@ -148,6 +161,9 @@ def launch_layer(config: DictConfig, folder: Path, traces_file: Path) -> DictCon
     }
     if template is not None:
         layer["model"]["custom_chat_template"] = template
+    dtype = cpu_compute_dtype(config)
+    if dtype is not None:  # the FSDP engine autocasts to param_dtype, and skips autocast for fp32
+        layer["engine"]["mixed_precision"] = {"param_dtype": dtype, "reduce_dtype": "fp32", "buffer_dtype": "fp32"}
     # Defaults a recipe may change: console logging (verl's default includes wandb), and no data
     # loader workers (a thousand short rows: verl's 8 worker processes only cost start-up time).
     defaults = {"trainer": {"logger": ["console"], "project_name": "tinyzero-priming", "experiment_name": folder.name},
@@ -228,8 +244,9 @@ def verl_sft_config(layer: DictConfig, device: str) -> DictConfig:
     with initialize_config_dir(config_dir=os.path.join(os.path.dirname(verl.__file__), "trainer", "config"), version_base=None):
         config = compose("sft_trainer_engine")
     # verl's config is a struct: a misspelt key in priming.sft fails here, before any model loads.
-    # override_config is free-form by design (Hugging Face config keys).
-    with open_dict(config.model.override_config):
+    # override_config is free-form by design (Hugging Face config keys); engine.mixed_precision is a
+    # field of verl's FSDPEngineConfig (verl/workers/config/engine.py 291) that its YAML leaves out.
+    with open_dict(config.model.override_config), open_dict(config.engine):
         config.merge_with(layer, {"trainer": {"device": device}})
     return config
 
