@@ -37,7 +37,7 @@ from tinyzero.recipe import (
     with_task_defaults,
 )
 from tinyzero.templates import chat_template_for
-from tinyzero.train import attention, checks, cluster, cpu, memory, prime, rollout
+from tinyzero.train import attention, checks, cluster, cpu, memory, prime, replay, rollout
 
 # --- Data ------------------------------------------------------------------------------------
 
@@ -101,6 +101,28 @@ def prepare_tiny_model(config: DictConfig) -> str | None:
     with open_dict(config):
         config.actor_rollout_ref.model.path = str(path)
     return f"tiny model: {'built' if built else 'reusing'} {path}"
+
+
+def problems_line(config: DictConfig) -> str | None:
+    """The plan's count of the three problem sets (held out, GRPO's, priming's) when the data is the
+    generated task's; None for the user's own files."""
+    import json
+
+    from data_gen.dataset import INFO_FILE
+
+    folder, generator = task_data_dir(config)
+    if str(config.data.val_files) != str(folder / "test.parquet") or not (folder / INFO_FILE).is_file():
+        return None
+    counts = json.loads((folder / INFO_FILE).read_text())["counts"]
+    sets = [f"held out {counts['test']:,} (validation)", f"GRPO {counts['train']:,}"]
+    if config.get("priming") is not None:
+        size = int(config.priming.traces.size)
+        reserve = getattr(generator, "priming_reserve", 0)
+        sets.append(f"priming traces {size:,}" + (" (their own reserve: disjoint from both)" if reserve >= size
+                                                  else " (the first GRPO problems: task.priming_reserve=0)"))
+    space = json.loads((folder / INFO_FILE).read_text()).get("space")
+    used = f"; {space['share_used']:.0%} of the {space['distinct_problems']:,} distinct problems" if space else ""
+    return ", ".join(sets) + used
 
 
 def zero_advantage_note(config: DictConfig) -> str | None:
@@ -247,6 +269,7 @@ def plan_lines(
     rollout_line: str,
     platform_line: str | None = None,
     precision_line: str | None = None,
+    problems: str | None = None,
 ) -> list[str]:
     responses = int(config.data.train_batch_size) * int(config.actor_rollout_ref.rollout.n)
     sequence = checks.max_sequence_length(config)
@@ -269,6 +292,7 @@ def plan_lines(
         f"checkpoint every {config.trainer.save_freq} (keep {config.trainer.max_actor_ckpt_to_keep})",
         f"per step   {config.data.train_batch_size} prompts x {config.actor_rollout_ref.rollout.n} answers = "
         f"{responses} responses, at most {responses * sequence:,} tokens",
+        *([f"problems   {problems}"] if problems else []),
         f"data       train {config.data.train_files}; validation {config.data.val_files}",
         f"outputs    checkpoints {config.trainer.default_local_dir}; rollouts {config.trainer.rollout_data_dir}",
     ]
@@ -305,6 +329,7 @@ def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
     """Run every check (and data generation) in order of cost; return the plan's lines."""
     checks.check_unknown_keys(config, checks.reference_config())
     checks.check_names(config)
+    replay.check_sampler(config)
     model_note = prepare_tiny_model(config)
     shape = memory.check_model(str(config.actor_rollout_ref.model.path))
     # Keys left null for the launch to size, filled before verl validates the config.
@@ -343,7 +368,8 @@ def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
     checks_report = [f"check: batch   {batch}", f"check: GPUs    {gpus}", f"check: CPUs    {cpus}"]
     checks_report += [f"check: nodes   {nodes}", f"check: memory  {fit}"]
     checks_report += [f"check: data    {note}" for note in data_notes]
-    plan = plan_lines(config, inventory, memory_line, rows, attention_line, rollout_line, platform_line, precision_line)
+    plan = plan_lines(config, inventory, memory_line, rows, attention_line, rollout_line, platform_line, precision_line,
+                      problems_line(config))
     return plan + priming_notes + checks_report + logging_notes
 
 
