@@ -12,6 +12,7 @@ import pytest
 
 from tinyzero.aha import analyse, changepoint, find_aha, find_step_files, fit_ramp, mean_shift, parse_ground_truth
 from tinyzero.aha.__main__ import main
+from tinyzero.aha.detectors import Span
 from tinyzero.aha.reader import Task
 from tinyzero.aha.report import write_atomic
 from tinyzero.aha.synthetic import write_synthetic_dump
@@ -232,9 +233,11 @@ def test_mean_shift_finds_the_jump():
     assert mean_shift([0.1, 0.2, 0.3]) is None  # too short to split
 
 
-def _rows(reflection, accuracy):
+def _rows(reflection, accuracy, responses=64):
+    """Metrics rows: each step's rates are shares of `responses` (the significance test's counts)."""
     zeros = dict.fromkeys(REQUIRED_COLUMNS[5:], 0.0)
-    return [{**zeros, "step": i + 1, "reflection": r, "accuracy": a} for i, (r, a) in enumerate(zip(reflection, accuracy))]
+    return [{**zeros, "step": i + 1, "reflection": r, "accuracy": a, "responses": responses}
+            for i, (r, a) in enumerate(zip(reflection, accuracy))]
 
 
 def test_aha_needs_reflection_to_rise_and_accuracy_to_confirm_it():
@@ -296,7 +299,7 @@ def test_a_synthetic_dump_with_a_gradual_rise(tmp_path, seed):
 def test_noise_without_a_rise_is_no_aha_moment(seed):
     rng = random.Random(seed)
     reflection = [sum(rng.random() < 0.2 for _ in range(32)) / 32 for _ in range(40)]
-    aha = find_aha(_rows(reflection, reflection))
+    aha = find_aha(_rows(reflection, reflection, responses=32))
     assert aha.step is None and aha.ramp_end is None
     assert "within its noise" in aha.reason or "does not rise" in aha.reason
 
@@ -373,3 +376,211 @@ def test_outputs_are_written_atomically(report, tmp_path):
     with pytest.raises(TypeError):
         write_atomic(tmp_path / "metrics.csv", "not bytes")  # fails half-way through the write
     assert list(tmp_path.iterdir()) == []  # neither a partial file nor a temporary one
+
+
+# --- The verdict: significant, sustained and not circular --------------------------------------
+
+
+def _binomial_rates(rng, probabilities, responses):
+    return [sum(rng.random() < p for _ in range(responses)) / responses for p in probabilities]
+
+
+def test_a_flat_series_with_one_high_last_step_is_not_confirmed():
+    """The reported case: reflection 0.8-7.8% for 20 steps of 128 responses, 13.3% at step 21 alone,
+    accuracy higher there too. Whatever the p-value says of one point, one step is no moment."""
+    rng = random.Random(7)
+    reflection = _binomial_rates(rng, [0.035] * 20, 128) + [17 / 128]
+    accuracy = [0.48] * 20 + [0.61]
+    aha = find_aha(_rows(reflection, accuracy, responses=128))
+    assert not aha.confirmed, aha.as_json()
+    assert aha.verdict in ("still rising at the end: not confirmed", f"rise not significant (p = {aha.p_value:.3f})")
+    # Without any noise the spike is as significant as a test can say, and the hold rule refuses it.
+    exact = find_aha(_rows([0.035] * 20 + [0.133], accuracy, responses=128))
+    assert exact.p_value < changepoint.ALPHA and exact.held_steps < changepoint.MIN_HOLD
+    assert not exact.confirmed and exact.verdict == "still rising at the end: not confirmed"
+
+
+def test_a_high_last_step_in_a_dump_is_not_an_aha_in_aha_json(tmp_path):
+    """End to end: reflection only in the last step's responses, accuracy up with it."""
+    dump = write_synthetic_dump(tmp_path / "rollouts", steps=12, aha_step=12, samples_per_step=48, seed=4)
+    out = tmp_path / "out"
+    assert main([str(dump), "--out", str(out), "--no-plots"]) == 0
+    aha = json.loads((out / "aha.json").read_text())
+    assert aha["confirmed"] is False
+    assert aha["verdict"] == "still rising at the end: not confirmed"
+    assert 0 < aha["p_value"] < changepoint.ALPHA
+    assert aha["significance"]["replicates"] == changepoint.REPLICATES and aha["significance"]["min_hold"] == 3
+
+
+def test_a_ramp_starting_at_step_31_is_still_found_and_confirmed(tmp_path):
+    dump = write_synthetic_dump(tmp_path, steps=60, aha_step=31, samples_per_step=32, seed=0, ramp=10)
+    aha = analyse(dump, examples=0).aha
+    assert 29 <= aha.step <= 34 and aha.confirmed, aha.as_json()
+    assert aha.verdict == f"aha at step {aha.step} (p = {aha.p_value:.3f})" and aha.p_value < changepoint.ALPHA
+    rng = random.Random(5)
+    reflection = _binomial_rates(rng, _ramp(60, first_raised=31, ramp_end=40), 64)
+    rows = find_aha(_rows(reflection, [0.2 + r / 2 for r in reflection]))
+    assert 29 <= rows.step <= 34 and rows.confirmed, rows.as_json()
+
+
+def test_the_planted_dumps_keep_their_step_and_are_confirmed_as_significant(dump):
+    aha = analyse(dump, examples=0).aha
+    assert aha.step == 12 and aha.confirmed  # the README's example: found at the planted step
+    assert aha.verdict == "aha at step 12 (p = 0.001)"  # the test's floor: no simulated flat run fits as well
+    assert aha.confirmation["source"] == "training_accuracy"
+    assert aha.held_steps == 19  # a jump that climbs on holds from the jump
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_flat_binomial_series_are_rarely_significant(seed):
+    rng = random.Random(100 + seed)
+    reflection = _binomial_rates(rng, [0.1] * 24, 64)
+    aha = find_aha(_rows(reflection, reflection))
+    # A rise is found in about ALPHA of flat runs: 1% here, so none of these 20 seeded ones.
+    assert aha.verdict == "no rise" or aha.verdict.startswith("rise not significant (p = "), aha.as_json()
+
+
+def test_the_p_value_is_seeded_and_respects_each_steps_number_of_responses():
+    first = find_aha(_rows(_binomial_rates(random.Random(3), [0.1] * 15 + [0.3] * 5, 32), [0.5] * 20))
+    again = find_aha(_rows(_binomial_rates(random.Random(3), [0.1] * 15 + [0.3] * 5, 32), [0.5] * 20))
+    assert first.p_value == again.p_value
+    # The same counts at the end are telling from 300 responses a step, chance from 3.
+    early = [30, 29, 31, 30, 28, 32, 30, 31, 29, 30]
+    late = [1, 2, 1, 1]
+
+    def rows(late_responses):
+        counts = [(c, 300) for c in early] + [(round(k * late_responses / 3), late_responses) for k in late]
+        return [{**_rows([c / n], [0.5])[0], "step": i + 1, "responses": n} for i, (c, n) in enumerate(counts)]
+
+    many, few = find_aha(rows(300)), find_aha(rows(3))
+    assert many.p_value < changepoint.ALPHA < few.p_value, (many.p_value, few.p_value)
+
+
+def _write_dump(folder, steps, response):
+    """A dump of `steps` steps of 16 responses, response(step, i) -> text, for the target 65."""
+    folder.mkdir(parents=True, exist_ok=True)
+    gts = {"target": 65, "numbers": [19, 36, 55, 7]}
+    for step in range(1, steps + 1):
+        lines = []
+        for i in range(16):
+            text = response(step, i)
+            reward = compute_score("countdown", text, gts)
+            lines.append(json.dumps({"input": "", "output": text, "gts": gts, "score": reward["score"], "acc": reward["acc"]}))
+        (folder / f"{step}.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+RIGHT, WRONG = "55 + 36 - 19 - 7", "55 + 36 - 19 + 7"
+
+
+def _accuracy_rises(step, i):
+    """2 of 16 right up to step 8, 14 of 16 from step 9 on."""
+    return i < (2 if step <= 8 else 14)
+
+
+def test_a_behaviour_that_fires_only_on_correct_answers_cannot_confirm_by_itself(tmp_path):
+    # Every response corrects itself in words, right or wrong: self-correction that pays off rises
+    # with accuracy, the reflection rate (its markers over all responses) stays flat.
+    def corrected(step, i):
+        answer = RIGHT if _accuracy_rises(step, i) else WRONG
+        return f"55 + 19 = 74, 74 - 7 = 67. That's 67, not 65. </think> <answer> {answer} </answer>"
+
+    analysis = analyse(_write_dump(tmp_path / "marked", 16, corrected), examples=0)
+    aha = analysis.aha
+    assert aha.step is None and not aha.confirmed and aha.verdict == "no rise", aha.as_json()
+    assert [r["reflection"] for r in analysis.rows] == [1.0] * 16
+    assert analysis.rows[-1]["self_correction"] > analysis.rows[0]["self_correction"]  # it does rise
+
+    # A plugged-in detector that fires on every right answer and says it reads correctness.
+    class RightAnswers:
+        behaviour = "verification"
+        reads_correctness = True
+
+        def find(self, rollout):
+            return [Span(0, 1, self.behaviour)] if rollout.correct else []
+
+    def plain(step, i):
+        return f"55 + 36 = 91. </think> <answer> {RIGHT if _accuracy_rises(step, i) else WRONG} </answer>"
+
+    analysis = analyse(_write_dump(tmp_path / "plain", 16, plain), detectors=[RightAnswers()], examples=0)
+    assert analysis.rows[-1]["verification"] == 14 / 16 and analysis.aha.verdict == "no rise"
+
+
+def test_garble_before_a_right_answer_is_no_aha(tmp_path):
+    """The tiny model's "1 * 11 = 1. That reaches ." before right answers: a false equation
+    corrects nothing, so accuracy rising no longer drags the reflection rate up with it."""
+    def garble(step, i):
+        return f"55 * 1 = 5. That reaches . </think> <answer> {RIGHT if _accuracy_rises(step, i) else WRONG} </answer>"
+
+    analysis = analyse(_write_dump(tmp_path / "rollouts", 16, garble), examples=0)
+    assert all(r["self_correction"] == 0 and r["reflection"] == 0 for r in analysis.rows)
+    assert analysis.aha.verdict == "no rise"
+
+
+def _write_validations(folder, accuracies, problems=48):
+    """verl's validation dumps: one STEP.jsonl per validation, `acc` per held-out problem."""
+    folder.mkdir(parents=True)
+    gts = {"target": 65, "numbers": [19, 36, 55, 7]}
+    for step, accuracy in accuracies.items():
+        right = round(accuracy * problems)
+        lines = [json.dumps({"input": "", "output": f"</think> <answer> {RIGHT if i < right else WRONG} </answer>",
+                             "gts": gts, "score": 1.0 if i < right else 0.1, "acc": float(i < right)})
+                 for i in range(problems)]
+        (folder / f"{step}.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_held_out_accuracy_from_the_validation_dumps_decides(tmp_path):
+    run = tmp_path / "run"
+    dump = write_synthetic_dump(run / "rollouts", steps=30, aha_step=12, samples_per_step=24, seed=1)
+    _write_validations(run / "validation", {0: 0.375, 20: 0.3125})  # the reported run: held-out accuracy fell
+    out = tmp_path / "out"
+    assert main([str(dump), "--out", str(out), "--no-plots"]) == 0  # validation/ beside rollouts/ is found
+    aha = json.loads((out / "aha.json").read_text())
+    assert aha["confirmed"] is False and aha["step"] == 12
+    assert aha["verdict"] == "rise at step 12 (p = 0.001), not confirmed: held-out accuracy does not rise"
+    assert aha["confirmation"]["source"] == "held_out_accuracy"
+    assert aha["confirmation"]["validation_steps"] == {"before": [0], "after": [20]}
+    assert aha["validation_dir"] == str(run / "validation")
+    assert aha["accuracy"]["after"] > aha["accuracy"]["before"]  # training accuracy alone would have confirmed it
+
+    rising = tmp_path / "rising"
+    _write_validations(rising, {0: 0.25, 20: 0.5})
+    confirmed = analyse(dump, examples=0, validation_dir=rising).aha
+    assert confirmed.confirmed and confirmed.verdict == "aha at step 12 (p = 0.001)"
+    # validations on one side of the rise only: training accuracy decides, and the report says why
+    early = tmp_path / "early"
+    _write_validations(early, {0: 0.25})
+    fallback = analyse(dump, examples=0, validation_dir=early).aha
+    assert fallback.confirmed and fallback.confirmation["source"] == "training_accuracy"
+    assert "validations at step(s) 0: none both before step 12 and from step 12 on" in fallback.confirmation["description"]
+
+
+def test_validation_folder_option_is_checked_first(tmp_path, capsys):
+    dump = write_synthetic_dump(tmp_path / "rollouts", steps=4, aha_step=2, samples_per_step=4, seed=0)
+    (tmp_path / "empty").mkdir()
+    for bad in (tmp_path / "nowhere", tmp_path / "empty"):
+        with pytest.raises(SystemExit) as exit_:
+            main([str(dump), "--out", str(tmp_path / "out"), "--validation", str(bad)])
+        assert exit_.value.code == 2
+        assert f"--validation {str(bad)!r} is not a folder of STEP.jsonl files" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_report_shows_the_verdict_the_rule_and_the_binomial_band(report):
+    rows = list(csv.DictReader(open(report / "metrics.csv")))
+    for row in rows:
+        assert float(row["reflection_low"]) <= float(row["reflection"]) <= float(row["reflection_high"])
+        assert float(row["reflection_high"]) - float(row["reflection_low"]) > 0.1  # 24 responses: a wide band
+    page = (report / "report.html").read_text()
+    assert "Verdict: <b>aha at step 12 (p = 0.001)</b>" in page
+    assert "reflection (95% band)" in page and "p &lt; 0.01 from 999 simulated runs" in page
+    assert "training accuracy 0.208 -&gt; 0.596" in page  # which confirmation it used
+    aha = json.loads((report / "aha.json").read_text())
+    assert (aha["verdict"], aha["p_value"], aha["confirmation"]["source"]) == (
+        "aha at step 12 (p = 0.001)", 0.001, "training_accuracy")
+
+
+def test_rows_without_response_counts_are_refused():
+    rows = [{k: v for k, v in row.items() if k != "responses"} for row in _rows([0.1] * 8, [0.2] * 8)]
+    with pytest.raises(ValueError, match="metrics row of step 1 has no `responses`"):
+        find_aha(rows)

@@ -1,6 +1,7 @@
 """The behaviour detectors, the arithmetic they read, and their precision/recall on the labelled set."""
 
 import json
+import re
 from collections import Counter
 
 import pytest
@@ -11,12 +12,15 @@ from tinyzero.aha.detectors import (
     DEFAULT_LABELLED,
     Detector,
     SelfCorrectionDetector,
+    correction_markers,
     default_detectors,
     detect,
+    detect_with_reflection,
     evaluate_detectors,
     load_detectors,
     load_labelled,
 )
+from tinyzero.aha.detectors import Span
 from tinyzero.aha.reader import Rollout
 from tinyzero.rewards import compute_score
 
@@ -143,3 +147,70 @@ def test_labelled_file_is_valid_jsonl():
             item = json.loads(line)
             assert set(item["labels"]) <= set(BEHAVIOURS)
             assert item["text"].strip()
+
+
+def test_a_false_equation_alone_is_not_self_correction():
+    """What a 0.2M-parameter model writes: a false equation, no word about it, a right answer."""
+    garble = _rollout("1 * 11 = 1. That reaches . </think> <answer> 1 * 11 </answer>", acc=1.0,
+                      gts={"target": 11, "numbers": [1, 11]})
+    assert SelfCorrectionDetector().find(garble) == []
+    missed = _rollout("55 + 19 + 36 - 7 = 103. 55 + 36 - 19 - 7 = 65. </think> <answer> 55 + 36 - 19 - 7 </answer>", acc=1.0)
+    assert SelfCorrectionDetector().find(missed) == []  # an attempt that misses, never said to
+
+
+@pytest.mark.parametrize(
+    "text, marker",
+    [
+        ("55 + 19 = 74, 74 - 7 = 67. That's wrong. 55 + 36 = 91, 91 - 19 = 72, 72 - 7 = 65.", "wrong"),  # retraction
+        ("55 + 36 = 81, 81 - 19 = 62. Then 55 + 36 = 91, 91 - 19 = 72, 72 - 7 = 65.", "55 + 36 = 91"),  # recomputed
+        ("55 + 19 = 74, 74 - 7 = 67, not 65. 55 + 36 = 91, 91 - 19 = 72, 72 - 7 = 65.", "not 65"),  # the target
+        ("70 + 27 = 105, wait: 97, not 105. 55 + 36 = 91, 91 - 19 = 72, 72 - 7 = 65.", "not 105"),  # a stated result
+        ("55 + 36 = 91, 91 - 19 = 62. Let me redo that: 91 - 19 = 72, 72 - 7 = 65.", "91 - 19 = 72"),  # a slip redone
+        ("55 - 19 + 36 - 7 = 66. One over. 55 + 36 - 19 - 7 = 65.", "One over"),
+    ],
+)
+def test_self_correction_needs_a_marker_in_the_text(text, marker):
+    right = _rollout(f"{text} </think> <answer> 55 + 36 - 19 - 7 </answer>", acc=1.0)
+    wrong = _rollout(f"{text} </think> <answer> 55 + 36 - 19 + 7 </answer>", acc=0.0)
+    assert marker in [right.response[s.start:s.end] for s in SelfCorrectionDetector().find(right)]
+    assert SelfCorrectionDetector().find(wrong) == [] and correction_markers(wrong)  # pays off only if right
+
+
+def test_the_reflection_never_reads_correctness():
+    text = "55 + 19 = 74, 74 - 7 = 67, not 65. </think> <answer> 55 + 36 - 19 + 7 </answer>"
+    found, reflects = detect_with_reflection(_rollout(text, acc=0.0), default_detectors())
+    assert not found["self_correction"] and reflects  # the marker counts over wrong answers too
+
+    class RightAnswers:  # reads correctness and offers no markers: never part of the reflection
+        behaviour = "verification"
+        reads_correctness = True
+
+        def find(self, rollout):
+            return [Span(0, 1, self.behaviour)] if rollout.correct else []
+
+    found, reflects = detect_with_reflection(_rollout("55 + 36 = 91.", acc=1.0), [RightAnswers()])
+    assert found["verification"] and not reflects
+
+
+def test_labelled_items_say_where_their_text_comes_from(labelled):
+    assert {item["source"] for item in labelled} <= {"written", "countdown_tiny_run"}
+
+
+def test_evaluation_reports_each_source(tmp_path, capsys):
+    from tinyzero.aha.__main__ import main
+
+    run_items = [
+        {"id": "r001", "split": "fresh", "source": "countdown_tiny_run", "task": "countdown",
+         "gts": {"target": 11, "numbers": [1, 11]}, "acc": 1.0, "labels": [],
+         "text": "1 * 11 = 1. That reaches . </think> <answer> 1 * 11 </answer>"},
+        {"id": "r002", "split": "fresh", "source": "countdown_tiny_run", "task": "countdown",
+         "gts": {"target": 11, "numbers": [1, 11]}, "acc": 1.0, "labels": ["self_correction"],
+         "text": "1 + 11 = 12, not 11. 1 * 11 = 11. </think> <answer> 1 * 11 </answer>"},
+    ]
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("".join(json.dumps(item) + "\n" for item in [*load_labelled(LABELLED), *run_items]))
+    assert main(["--evaluate-detectors", "--labelled", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "source written: 280, countdown_tiny_run: 2" in out
+    section = out.split("source countdown_tiny_run (2 excerpts)")[1]
+    assert re.search(r"self_correction\s+1\.000\s+1\.000\s+1\s+1\s+0\s+0", section), section

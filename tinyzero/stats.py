@@ -27,3 +27,15 @@ def percentiles(values: Sequence[float], qs: Iterable[int] = (50, 90, 99)) -> di
     out.update({f"p{q}": percentile(ordered, q) for q in qs})
     out["max"] = float(ordered[-1])
     return out
+
+
+def binomial_band(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a rate successes / trials (95% for z = 1.96): the band within which
+    a step's rate moves by sampling alone. Unlike rate +- z * standard error it stays within 0..1
+    and is not empty at 0 or 1 successes."""
+    if trials <= 0:
+        raise ValueError(f"trials={trials}: a rate needs at least one trial")
+    rate = successes / trials
+    centre = (rate + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z / (1 + z * z / trials) * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials))
+    return max(0.0, centre - half), min(1.0, centre + half)

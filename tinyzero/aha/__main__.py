@@ -12,8 +12,10 @@ Find and show the aha moment in training rollouts.
 
 ROLLOUT_DIR is what training wrote to trainer.rollout_data_dir (one STEP.jsonl per step), a
 single STEP.jsonl, or eval's samples.jsonl (read as one step). Writes to --out:
-metrics.csv (one row per step), aha.json (the aha step and its evidence), reward_accuracy.png,
-length.png, behaviours.png and report.html (one self-contained page).
+metrics.csv (one row per step), aha.json (the verdict and its evidence), reward_accuracy.png,
+length.png, behaviours.png and report.html (one self-contained page). Prints a one-line verdict:
+"aha at step N (p = ...)", "rise not significant (p = ...)", "still rising at the end: not
+confirmed", "rise at step N (p = ...), not confirmed: ... does not rise" or "no rise".
 """
 EPILOG = """\
 examples:
@@ -39,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--tokenizer", metavar="PATH",
                         help="count lengths in tokens of this Hugging Face tokenizer, a local folder or a "
                         "hub name already in the cache (default: characters)")
+    parser.add_argument("--validation", metavar="DIR",
+                        help="the run's validation dumps (trainer.validation_data_dir), whose held-out accuracy "
+                        "confirms the aha (default: the validation/ folder beside ROLLOUT_DIR, when it exists)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="measure N step files at once in N processes (memory: one step file each)")
     parser.add_argument("--detectors", metavar="MODULE:FACTORY",
@@ -58,12 +63,18 @@ def _evaluate(args, parser) -> int:
         detectors = load_detectors(args.detectors) if args.detectors else None
     except (FileNotFoundError, ValueError, ImportError, AttributeError) as error:
         parser.error(str(error))
-    by_split: dict[str, list[dict]] = {}
+    # Figures per split (how the excerpts were used while building the detectors) and per source
+    # (written for the project, or taken from a real run's dumps: the honest figure for real text).
+    groups: dict[str, dict[str, list[dict]]] = {"split": {}, "source": {}}
     for item in items:
-        by_split.setdefault(item.get("split", "all"), []).append(item)
-    counts = ", ".join(f"{name}: {len(subset)}" for name, subset in by_split.items())
+        for key, by_value in groups.items():
+            by_value.setdefault(item.get(key, "unknown"), []).append(item)
+    counts = "; ".join(f"{key} " + ", ".join(f"{name}: {len(subset)}" for name, subset in by_value.items())
+                       for key, by_value in groups.items())
     print(f"labelled set: {len(items)} excerpts ({counts})")
-    for name, subset in [("all", items), *by_split.items()]:
+    sections = [("all", items)] + [(f"{key} {name}", subset) for key, by_value in groups.items()
+                                   for name, subset in by_value.items()]
+    for name, subset in sections:
         print(f"\n{name} ({len(subset)} excerpts)")
         print(f"{'behaviour':<18} {'precision':>9} {'recall':>7} {'support':>8} {'tp':>4} {'fp':>4} {'fn':>4}")
         for behaviour, f in evaluate_detectors(subset, detectors).items():
@@ -95,6 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     from tinyzero.aha.reader import DumpError, find_step_files
     from tinyzero.aha.report import write_report
 
+    if args.validation is not None:
+        from tinyzero.aha.reader import STEP_FILE
+
+        folder = Path(args.validation)
+        if not folder.is_dir() or not any(STEP_FILE.match(child.name) for child in folder.iterdir()):
+            parser.error(f"--validation {args.validation!r} is not a folder of STEP.jsonl files: give the run's "
+                         "validation dump folder (trainer.validation_data_dir, e.g. checkpoints/tinyzero/RUN/validation)")
     try:
         find_step_files(args.rollout_dir)  # a missing or empty folder fails here, before anything else
         detectors = load_detectors(args.detectors) if args.detectors else None
@@ -114,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                          "Hugging Face tokenizer folder, or the model's folder")
     try:
         analysis = analyse(args.rollout_dir, detectors, examples=args.examples, length=length,
-                           length_unit=unit, workers=args.workers)
+                           length_unit=unit, workers=args.workers, validation_dir=args.validation)
     except DumpError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -122,12 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     aha = analysis.aha
     print(f"read {analysis.responses} responses over {len(analysis.rows)} steps "
           f"({analysis.malformed_lines} malformed line(s) skipped)")
-    if aha.step is None:
-        print(f"no aha step: {aha.reason}")
-    else:
+    print(aha.verdict)
+    if aha.confirmation:  # a significant, sustained rise: the evidence either way
         rise = f"rising to step {aha.ramp_end}" if aha.ramp_end != aha.step else "a jump"
-        print(f"aha step {aha.step} ({rise}): reflection {aha.reflection_before:.2f} -> {aha.reflection_after:.2f}, "
-              f"accuracy {aha.accuracy_before:.2f} -> {aha.accuracy_after:.2f} ({aha.reason})")
+        print(f"  reflection {aha.reflection_before:.2f} -> {aha.reflection_after:.2f} (from step {aha.step}, {rise}, "
+              f"held {aha.held_steps} steps); {aha.confirmation['description']}")
+    else:
+        print(f"  {aha.reason}")
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 

@@ -3,6 +3,8 @@
 Two passes, both streaming: the first measures every step file line by line; the second reads
 step files from the aha step on only until it has found the example transcripts (usually the
 aha step's own file). Memory stays bounded by one step's file whatever the size of the dump.
+The run's validation dumps (`validation/STEP.jsonl` beside `rollouts/`, verl's
+trainer.validation_data_dir), when there are any, give the held-out accuracy that confirms an aha.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
 
-from tinyzero.aha.changepoint import AhaMoment, find_aha
+from tinyzero.aha.changepoint import AhaMoment, Validation, find_aha
 from tinyzero.aha.detectors import REFLECTIVE, Detector, Span, default_detectors, detect
 from tinyzero.aha.metrics import StepMetrics, measure_step
-from tinyzero.aha.reader import DumpError, Rollout, StepFile, find_step_files
+from tinyzero.aha.reader import STEP_FILE, DumpError, Rollout, StepFile, find_step_files
 from tinyzero.progress import Progress
 
 
@@ -51,6 +53,7 @@ class Analysis:
     malformed_lines: int
     responses: int
     length_unit: str
+    validation_dir: str | None = None  # where the held-out accuracy came from, when there were validations
 
 
 def _is_payoff(example: Example) -> bool:
@@ -102,6 +105,32 @@ def _measure_file(step_file: StepFile, detectors: Sequence[Detector], length: Ca
     return metrics
 
 
+VALIDATION_DIR = "validation"  # beside rollouts/: the recipes' trainer.validation_data_dir
+
+
+def validation_folder(rollout_dir: str | Path) -> Path | None:
+    """The run's validation dumps beside its rollout folder, if it has any."""
+    path = Path(rollout_dir)
+    folder = path.parent / VALIDATION_DIR
+    if path.is_dir() and folder.is_dir() and any(STEP_FILE.match(child.name) for child in folder.iterdir()):
+        return folder
+    return None
+
+
+def read_validations(folder: str | Path) -> list[Validation]:
+    """Held-out accuracy per validation step, streaming each STEP.jsonl. Raises DumpError when the
+    folder has no step files."""
+    validations = []
+    for step_file in find_step_files(folder):
+        problems = correct = 0
+        for rollout in step_file:
+            problems += 1
+            correct += rollout.correct
+        if problems:
+            validations.append(Validation(step_file.step, problems, correct))
+    return validations
+
+
 def analyse(
     rollout_dir: str | Path,
     detectors: Sequence[Detector] | None = None,
@@ -109,16 +138,21 @@ def analyse(
     length: Callable[[str], int] = len,
     length_unit: str = "characters",
     workers: int = 1,
+    validation_dir: str | Path | None = None,
 ) -> Analysis:
     """Measure every step of a rollout dump and find the aha step. Raises DumpError when the
     folder is missing, has no step files, or has no readable line at all.
 
+    validation_dir: the run's validation dumps (default: `validation/` beside the rollout folder,
+    when it holds STEP.jsonl files); their held-out accuracy confirms or refutes the aha.
     workers > 1 measures that many step files at once in separate processes (memory: one step
     file per worker); detectors and `length` must then be picklable."""
     if workers < 1:
         raise ValueError(f"workers={workers}: must be at least 1")
     detectors = list(detectors) if detectors is not None else default_detectors()
     step_files = find_step_files(rollout_dir)
+    validation_dir = validation_dir if validation_dir is not None else validation_folder(rollout_dir)
+    validations = read_validations(validation_dir) if validation_dir is not None else []
     # Memory does not grow with the dump (files stream line by line), so there is nothing to
     # refuse up front; a dump of many files takes a while, so say how far it is.
     measured = []
@@ -140,7 +174,7 @@ def analyse(
             f"{malformed} malformed line(s); each line must be a JSON object with the response "
             "text in `output` (or `response`) and a `score` (or `acc`)"
         )
-    aha = find_aha(rows)
+    aha = find_aha(rows, validations)
     # With no aha step, still show the first reflective responses that reached the answer.
     shown_from = aha.step if aha.step is not None else rows[0]["step"]
     chosen = _first_examples(step_files, shown_from, detectors, examples) if examples else []
@@ -155,4 +189,5 @@ def analyse(
         malformed_lines=malformed,
         responses=responses,
         length_unit=length_unit,
+        validation_dir=str(validation_dir) if validations else None,
     )

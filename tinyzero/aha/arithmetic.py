@@ -103,6 +103,17 @@ def _balance(side: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
     return side
 
 
+def _readable_start(side: list[tuple[str, str, int]], whole: bool = False):
+    """The longest start of a side that evaluates (the whole side only, if `whole`): (its tokens,
+    its text, (value, numbers)), or None."""
+    for count in range(len(side), 0 if not whole else len(side) - 1, -1):
+        text = " ".join(v for _, v, _ in side[:count])
+        evaluated = evaluate_expression(text)
+        if evaluated is not None:
+            return side[:count], text, evaluated
+    return None
+
+
 def apply_operator(left: Fraction, op: str, right: Fraction) -> Fraction:
     """`left op right`, exactly, for op one of + - * /."""
     if op == "+":
@@ -135,16 +146,18 @@ def stated_equations(text: str) -> list[Equation]:
         end = m.start()
         for side in sides:
             side = _balance(side)
-            if not side:
+            # A stated result may run on into prose ("512 * 8 is 4096 (500 * 8 = ..."): the chain
+            # ends with its readable start. The first side must read whole ("(95 - 3)(95 + 3)" does not).
+            readable = _readable_start(side, whole=not values)
+            if readable is None:
                 break
-            side_text = " ".join(v for _, v, _ in side)
-            evaluated = evaluate_expression(side_text)
-            if evaluated is None:
-                break
+            used, side_text, evaluated = readable
             sides_text.append(side_text)
             values.append(evaluated[0])
             numbers.append(tuple(evaluated[1]))
-            end = side[-1][2]
+            end = used[-1][2]
+            if len(used) < len(side):
+                break
         if not values:
             pos = m.end()  # "9 (12 - 9 = 3)": retry from the next possible start
             continue

@@ -2,7 +2,7 @@
 
 The behaviours follow "Cognitive Behaviors that Enable Self-Improving Reasoners" (Gandhi et al.,
 2025): verification, backtracking, subgoal setting, backward chaining; plus self-correction that
-pays off (a wrong attempt, then a correct final answer in the same response).
+pays off (the text takes back a wrong attempt, then the final answer is correct).
 
 A detector is anything with a `behaviour` name and a `find(rollout) -> list[Span]` method; a
 response shows the behaviour when the list is non-empty, and the spans are what the HTML report
@@ -10,7 +10,8 @@ highlights. The built-in detectors are offline and deterministic: phrase pattern
 reasoning text, plus the arithmetic the text states (see `arithmetic.py`), checked against the
 task's target. To use an LLM judge instead, write a class with the same two members (a judge may
 return one span covering the whole response) and pass it to `analyse(..., detectors=[...])` or
-name a factory with `python -m tinyzero.aha --detectors my_module:make_detectors`.
+name a factory with `python -m tinyzero.aha --detectors my_module:make_detectors`. A judge that
+looks at whether the answer is right must say so (`reads_correctness`, see `Detector`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from tinyzero.aha.reader import Rollout, Task
 from tinyzero.rewards.answer import ANSWER_OPEN
 
 BEHAVIOURS = ("verification", "backtracking", "subgoal", "backward_chaining", "self_correction")
-# Behaviours in which the model looks back at its own work: the "reflection" the aha step tracks.
+# Behaviours in which the model looks back at its own work: the "reflection" the aha step tracks
+# (measured without reference to correctness: see detect_with_reflection).
 REFLECTIVE = ("verification", "backtracking", "self_correction")
 
 
@@ -45,6 +47,11 @@ class Span:
 
 @runtime_checkable
 class Detector(Protocol):
+    """`find` spans of `behaviour`. A detector whose find() looks at whether the answer is right sets
+    `reads_correctness = True`: its spans then never count in the reflection rate (the aha fit's
+    series), since a rate that can only rise with accuracy cannot confirm that accuracy follows; it
+    may offer `markers(rollout)`, the same evidence found over all responses, which then counts."""
+
     behaviour: str
 
     def find(self, rollout: Rollout) -> list[Span]: ...
@@ -295,7 +302,7 @@ _MISSED = _patterns(
     r"\b(?:too|way too|much too|far too)\s+(?:big|small|high|low|large|much|little)\b",
     r"\b(?:overshoot\w*|undershoot\w*|off by|short by|too many|one over|falls? short|far from|"
     r"nowhere near|not close|misses|missed|fails?)\b",
-    r"\b\d+ (?:short|over|too many)\b",
+    r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten) (?:short|over|off|too many)\b",
     r"\b(?:way|well|far|too far)\s+(?:over|under|above|below|off|short)\b",
     r"\bnot (?:valid|allowed)\b",
     r"\b(?:unused|left over|haven't used|not used)\b|\bare (?:still )?left\b|\bleaves? \d+ unused\b",
@@ -322,48 +329,86 @@ def _missed_then_retried(reasoning: Reasoning) -> list[Span]:
     return found
 
 
-# self-correction that pays off: a wrong attempt, then a correct final answer
-def _wrong_attempts(reasoning: Reasoning) -> list[Span]:
-    """Stated arithmetic that is false, or a complete Countdown attempt that misses the target."""
-    task = reasoning.task
+# self-correction: the text itself says a result or attempt was wrong, and the final answer is right.
+# A false equation alone is not one: a small model's garble ("1 * 11 = 1. That reaches .") states
+# wrong arithmetic without correcting anything.
+_NOT_NUMBER = re.compile(
+    r"\b(?:not|isn't|is not|instead of|rather than)\s+(?:quite\s+|exactly\s+|yet\s+)?(?:the target\s+)?(\d+)\b", re.I
+)
+
+
+def _retracted_numbers(reasoning: Reasoning) -> list[Span]:
+    """"67, not 65" (the target), "70 + 27 = 97, not 105" (105 stated earlier as a result): the
+    text says a number is not what it should be or what it claimed."""
+    target = reasoning.task.target if reasoning.task else None
     spans = []
-    for eq in reasoning.equations:
-        slip = not eq.holds
-        uses_all = (
-            task is not None and task.kind == "countdown" and task.numbers
-            and Counter(eq.numbers[0]) == Counter(task.numbers)
-        )
-        if slip or (uses_all and eq.value != task.target):
-            spans.append(Span(eq.start, eq.end, "self_correction"))
+    for m in _NOT_NUMBER.finditer(reasoning.text):
+        number = int(m.group(1))
+        stated_before = any(number in side for eq in reasoning.equations if eq.end <= m.start() for side in eq.numbers[1:])
+        if number == target or stated_before:
+            spans.append(Span(m.start(), m.end(), "self_correction"))
     return spans
 
 
-_NOT_NUMBER = re.compile(r"\b(?:not|isn't|is not|instead of|rather than)\s+(?:the target\s+)?(\d+)\b", re.I)
+def _expression(side: str) -> str:
+    """A side as a key: "10410 - (347)" (a continued chain) and "10410 - 347" are one expression."""
+    return re.sub(r"\((\d+)\)", r"\1", side)
 
 
-def _rejected_target(reasoning: Reasoning) -> list[Span]:
-    """"67, not 65": the text itself says a result is not the target."""
-    if reasoning.task is None:
-        return []
-    return [
-        Span(m.start(), m.end(), "self_correction")
-        for m in _NOT_NUMBER.finditer(reasoning.text)
-        if int(m.group(1)) == reasoning.task.target
-    ]
+def _restated_results(reasoning: Reasoning) -> list[Span]:
+    """The same expression stated again with a different result: "75 + 41 = 106 ... 75 + 41 is 116"."""
+    first_result: dict[str, object] = {}
+    spans = []
+    for eq in reasoning.equations:
+        if not (eq.is_equation and eq.has_operator(0)):
+            continue
+        key = _expression(eq.sides[0])
+        if key in first_result and first_result[key] != eq.result:
+            spans.append(Span(eq.start, eq.end, "self_correction"))
+        first_result.setdefault(key, eq.result)
+    return spans
+
+
+def _slips_redone(reasoning: Reasoning) -> list[Span]:
+    """A false equation, then the text goes back over it ("let me redo the subtraction", "add that
+    again") and a computation reaches the slip's true value: "= 3911. Let me redo ... 3901"."""
+    rechecks = [span.start for span in reasoning.spans("", _VERIFY)]
+    spans = []
+    for slip in (eq for eq in reasoning.equations if not eq.holds):
+        for redo in reasoning.equations:
+            if redo.start > slip.end and redo.result == slip.value and any(slip.end <= at < redo.start for at in rechecks):
+                spans.append(Span(redo.start, redo.end, "self_correction"))
+                break
+    return spans
+
+
+def correction_markers(rollout: Rollout) -> list[Span]:
+    """Where the text corrects itself, whatever the final answer: a retraction ("that's wrong",
+    "too small", "one short"), "not N" for the target or for a result it stated, the same
+    expression recomputed with a different result, or a slip gone back over and redone."""
+    reasoning = Reasoning.of(rollout)
+    return (
+        _retracted_numbers(reasoning)
+        + _restated_results(reasoning)
+        + _slips_redone(reasoning)
+        + reasoning.spans("self_correction", _MISSED + _SLIP)
+    )
 
 
 class SelfCorrectionDetector:
+    """Self-correction that pays off: correction markers in a response whose final answer is right.
+    It reads correctness, so the reflection rate counts its `markers` (over all responses) instead."""
+
     behaviour = "self_correction"
+    reads_correctness = True
 
     def find(self, rollout: Rollout) -> list[Span]:
         if not rollout.correct:
             return []  # only corrections that pay off count
-        reasoning = Reasoning.of(rollout)
-        return (
-            _wrong_attempts(reasoning)
-            + _rejected_target(reasoning)
-            + reasoning.spans(self.behaviour, _MISSED + _SLIP)
-        )
+        return correction_markers(rollout)
+
+    def markers(self, rollout: Rollout) -> list[Span]:
+        return correction_markers(rollout)
 
 
 def default_detectors() -> list[Detector]:
@@ -396,10 +441,24 @@ def load_detectors(spec: str) -> list[Detector]:
 
 def detect(rollout: Rollout, detectors: Sequence[Detector]) -> dict[str, list[Span]]:
     """Spans per behaviour, for every detector (several detectors may share a behaviour)."""
+    return detect_with_reflection(rollout, detectors)[0]
+
+
+def detect_with_reflection(rollout: Rollout, detectors: Sequence[Detector]) -> tuple[dict[str, list[Span]], bool]:
+    """detect(), and whether the response reflects as the reflection rate counts it: spans of a
+    REFLECTIVE behaviour from a detector that does not read correctness, or the `markers` of one
+    that does (self-correction's markers over all responses, whatever the final answer)."""
     found: dict[str, list[Span]] = {}
+    reflects = False
     for detector in detectors:
-        found.setdefault(detector.behaviour, []).extend(detector.find(rollout))
-    return found
+        spans = detector.find(rollout)
+        found.setdefault(detector.behaviour, []).extend(spans)
+        if detector.behaviour in REFLECTIVE and not reflects:
+            if not getattr(detector, "reads_correctness", False):
+                reflects = bool(spans)
+            elif hasattr(detector, "markers"):
+                reflects = bool(detector.markers(rollout))
+    return found, reflects
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,15 +6,16 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from tinyzero.aha.detectors import BEHAVIOURS, REFLECTIVE, Detector, Span, detect
+from tinyzero.aha.detectors import BEHAVIOURS, Detector, Span, detect_with_reflection
 from tinyzero.aha.reader import Rollout
 from tinyzero.rewards.answer import ANSWER_OPEN, THINK_CLOSE
-from tinyzero.stats import percentile
+from tinyzero.stats import binomial_band, percentile
 
 # metrics.csv columns, in order; the first ten are the documented interface.
 COLUMNS = (
     "step", "reward_mean", "accuracy", "format_rate", "response_length_mean", *BEHAVIOURS,
-    "response_length_p90", "thinking_length_mean", "reflection", "responses", "malformed_lines",
+    "response_length_p90", "thinking_length_mean", "reflection", "reflection_low", "reflection_high",
+    "responses", "malformed_lines",
 )
 
 
@@ -38,12 +39,13 @@ class StepMetrics:
     correct: int = 0
     formatted: int = 0
     thinking_length_sum: int = 0
-    reflective: int = 0
+    reflective: int = 0  # responses that reflect, judged without reference to correctness
     malformed_lines: int = 0
     lengths: list[int] = field(default_factory=list)
     shown: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BEHAVIOURS, 0))
 
-    def add(self, rollout: Rollout, found: dict[str, list[Span]], length: Callable[[str], int]) -> None:
+    def add(self, rollout: Rollout, found: dict[str, list[Span]], reflects: bool, length: Callable[[str], int]) -> None:
+        """One response: the detectors' spans, whether it reflects (detect_with_reflection), its length."""
         self.responses += 1
         if rollout.score is not None:
             self.scored += 1
@@ -55,10 +57,11 @@ class StepMetrics:
         for behaviour, spans in found.items():
             if spans:
                 self.shown[behaviour] = self.shown.get(behaviour, 0) + 1
-        self.reflective += any(found.get(b) for b in REFLECTIVE)
+        self.reflective += reflects
 
     def row(self) -> dict[str, float | int]:
         n = self.responses
+        band = binomial_band(self.reflective, n)
         row: dict[str, float | int] = {
             "step": self.step,
             "reward_mean": self.reward_sum / self.scored if self.scored else math.nan,
@@ -71,6 +74,8 @@ class StepMetrics:
             response_length_p90=percentile(self.lengths, 90),
             thinking_length_mean=self.thinking_length_sum / n,
             reflection=self.reflective / n,
+            reflection_low=band[0],  # the 95% binomial band of the reflection rate
+            reflection_high=band[1],
             responses=n,
             malformed_lines=self.malformed_lines,
         )
@@ -105,5 +110,5 @@ def measure_step(
     """Run the detectors over one step's rollouts (a stream) and aggregate them."""
     metrics = StepMetrics(step)
     for rollout in rollouts:
-        metrics.add(rollout, detect(rollout, detectors), length)
+        metrics.add(rollout, *detect_with_reflection(rollout, detectors), length)
     return metrics

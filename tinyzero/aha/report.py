@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 
 from tinyzero.aha.analysis import Analysis, Example
+from tinyzero.aha.changepoint import REPLICATES, significance_rule
 from tinyzero.aha.detectors import BEHAVIOURS
 from tinyzero.aha.metrics import COLUMNS
 from tinyzero.files import write_atomically
@@ -60,6 +61,7 @@ def aha_json(analysis: Analysis) -> str:
         responses=analysis.responses,
         malformed_lines=analysis.malformed_lines,
         length_unit=analysis.length_unit,
+        validation_dir=analysis.validation_dir,
     )
     return json.dumps(document, indent=2) + "\n"
 
@@ -75,11 +77,13 @@ def render_plots(analysis: Analysis) -> dict[str, bytes]:
     steps = [r["step"] for r in rows]
     aha_step, ramp_end = analysis.aha.step, analysis.aha.ramp_end
 
+    marker = f"aha step {aha_step} (rise begins)" if analysis.aha.confirmed else f"rise begins, step {aha_step} (no aha)"
+
     def finish(fig, ax, ylabel: str) -> bytes:
         if aha_step is not None:
-            ax.axvline(aha_step, color="black", linestyle="--", linewidth=1, label=f"aha step {aha_step} (rise begins)")
+            ax.axvline(aha_step, color="black", linestyle="--", linewidth=1, label=marker)
             if ramp_end is not None and ramp_end > aha_step:
-                ax.axvspan(aha_step, ramp_end, color="black", alpha=0.08, label=f"rise, to step {ramp_end}")
+                ax.axvspan(aha_step, ramp_end, color="black", alpha=0.04, label=f"rise, to step {ramp_end}")
         ax.set_xlabel("training step")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
@@ -106,7 +110,13 @@ def render_plots(analysis: Analysis) -> dict[str, bytes]:
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for behaviour in BEHAVIOURS:
         ax.plot(steps, [r[behaviour] for r in rows], label=behaviour, color=COLOURS[behaviour])
-    ax.plot(steps, [r["reflection"] for r in rows], label="reflection (any of V, B, SC)", color="black", alpha=0.5)
+    # The reflection rate with the band sampling alone moves it in, so that a one-step spike shows
+    # for what it is, and the fit the verdict rests on.
+    ax.fill_between(steps, [r["reflection_low"] for r in rows], [r["reflection_high"] for r in rows],
+                    color="#8c564b", alpha=0.25, linewidth=0, label="reflection, 95% binomial band")
+    ax.plot(steps, [r["reflection"] for r in rows], label="reflection (any of V, B, SC markers)", color="black", alpha=0.6)
+    if analysis.aha.fitted:
+        ax.plot(steps, analysis.aha.fitted, color="black", linestyle=":", linewidth=1.5, label="flat-ramp-flat fit")
     ax.set_ylim(-0.02, 1.02)
     plots["behaviours.png"] = finish(fig, ax, "share of responses")
     return plots
@@ -168,17 +178,24 @@ def report_html(analysis: Analysis, plots: dict[str, bytes]) -> str:
         f"{analysis.responses} responses &middot; {analysis.malformed_lines} malformed line(s) skipped "
         f"&middot; lengths in {esc(analysis.length_unit)}</p>",
     ]
+    out.append(f"<p class='aha'>Verdict: <b>{esc(aha.verdict)}</b></p><p>{esc(aha.reason)}.</p>")
     if aha.step is not None:
-        rise = f"the rise begins; it ends at step {aha.ramp_end}" if aha.ramp_end != aha.step else "a sudden jump"
-        out.append(f"<p class='aha'>Aha step: <b>{aha.step}</b> ({rise}; {esc(aha.reason)}).</p>")
-        out.append("<table><tr><th></th><th>before the rise</th><th>after it</th></tr>")
+        rise = f"the rise begins at step {aha.step} and ends at step {aha.ramp_end}" if aha.ramp_end != aha.step \
+            else f"a sudden jump at step {aha.step}"
+        held = f", its risen level held {aha.held_steps} step(s)" if aha.held_steps is not None else ""
+        out.append(f"<p>Reflection: {rise}{held}.</p>")
+        if aha.confirmation:
+            out.append(f"<p>Confirmation from {esc(aha.confirmation['description'])}.</p>")
+        out.append("<table><tr><th></th><th>before the rise</th><th>at its risen level</th></tr>")
         out.append(f"<tr><th>reflection rate</th><td>{aha.reflection_before:.3f}</td><td>{aha.reflection_after:.3f}</td></tr>")
-        out.append(f"<tr><th>accuracy</th><td>{aha.accuracy_before:.3f}</td><td>{aha.accuracy_after:.3f}</td></tr>")
+        out.append(f"<tr><th>training accuracy</th><td>{aha.accuracy_before:.3f}</td><td>{aha.accuracy_after:.3f}</td></tr>")
+        if aha.confirmation.get("source") == "held_out_accuracy":
+            out.append(f"<tr><th>held-out accuracy</th><td>{aha.confirmation['before']:.3f}</td>"
+                       f"<td>{aha.confirmation['after']:.3f}</td></tr>")
         for b in BEHAVIOURS:
             out.append(f"<tr><th>{b}</th><td>{aha.before[b]:.3f}</td><td>{aha.after[b]:.3f}</td></tr>")
         out.append("</table>")
-    else:
-        out.append(f"<p class='aha'>No aha step found: {esc(aha.reason)}.</p>")
+    out.append(f"<p class='meta'>{esc(significance_rule(aha.replicates or REPLICATES))}</p>")
     if plots:
         out.append("<h2>Curves</h2>")
         for name, png in plots.items():
@@ -194,9 +211,11 @@ def report_html(analysis: Analysis, plots: dict[str, bytes]) -> str:
         out.append("<p>No reflective response reached the right answer.</p>")
     out.append("<h2>Per-step metrics</h2><table><tr>")
     shown = ("step", "reward_mean", "accuracy", "format_rate", "response_length_mean", *BEHAVIOURS)
-    out.append("".join(f"<th>{c}</th>" for c in shown) + "</tr>")
+    out.append("".join(f"<th>{c}</th>" for c in shown) + "<th>reflection (95% band)</th><th>responses</th></tr>")
     for row in analysis.rows:
-        out.append("<tr>" + "".join(f"<td>{esc(_cell(row[c]))}</td>" for c in shown) + "</tr>")
+        band = f"{row['reflection']:.3f} ({row['reflection_low']:.3f}&ndash;{row['reflection_high']:.3f})"
+        out.append("<tr>" + "".join(f"<td>{esc(_cell(row[c]))}</td>" for c in shown)
+                   + f"<td>{band}</td><td>{row['responses']}</td></tr>")
     out.append("</table></body></html>\n")
     return "\n".join(out)
 
