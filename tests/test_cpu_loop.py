@@ -147,16 +147,16 @@ def test_the_tiny_model_is_built_once_per_config(tmp_path):
     assert prepare_tiny_model(first).startswith("tiny model: built ")
     assert prepare_tiny_model(again) == f"tiny model: reusing {first.actor_rollout_ref.model.path}"
     assert (Path(first.actor_rollout_ref.model.path) / "tokenizer.json").is_file()
-    wider = tiny("tiny_model.hidden_size=128", "tiny_model.num_attention_heads=4", tmp_path=tmp_path)
+    wider = tiny("tiny_model.hidden_size=256", "tiny_model.num_attention_heads=8", tmp_path=tmp_path)
     prepare_tiny_model(wider)
     assert wider.actor_rollout_ref.model.path != first.actor_rollout_ref.model.path  # a changed knob: a new model
-    assert json.loads((Path(wider.actor_rollout_ref.model.path) / "config.json").read_text())["hidden_size"] == 128
+    assert json.loads((Path(wider.actor_rollout_ref.model.path) / "config.json").read_text())["hidden_size"] == 256
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["tiny_model.num_attention_heads=3"], r"tiny_model: hidden_size \(64\) must be a multiple of num_attention_heads \(3\)"),
+        (["tiny_model.num_attention_heads=3"], r"tiny_model: hidden_size \(128\) must be a multiple of num_attention_heads \(3\)"),
         (["+tiny_model.depth=2"], r"tiny_model: .*unexpected keyword argument 'depth'; it takes folder, hidden_size"),
         (["actor_rollout_ref.model.path=/some/model"], r"tiny_model and actor_rollout_ref.model.path='/some/model' are both set"),
     ],
@@ -185,7 +185,7 @@ def test_the_cpu_run_checks_name_every_setting_it_needs(tmp_path):
     with pytest.raises(CheckError) as error:
         cpu.check_cpu_run(wrong)
     for named in ("actor_rollout_ref.actor.strategy=fsdp2", "+actor_rollout_ref.rollout.enable_sleep_mode=false",
-                  "free_cache_engine=true puts vLLM to sleep", "head size is 16"):
+                  "free_cache_engine=true puts vLLM to sleep", "head size is 8"):
         assert named in str(error.value)
 
 
@@ -363,7 +363,10 @@ def tiny_run(tmp_path_factory) -> TinyRun:
         f"reward.custom_reward_function.path={work / 'varied_reward.py'}",
         "trainer.test_freq=1",
         "trainer.save_freq=1",
-        "data.max_response_length=64",  # short rollouts (the recipe's 96 leave room to answer)
+        "data.max_response_length=64",  # short rollouts (the recipe's 128 leave room to answer)
+        # The loop, not learning: a smaller model and held-out split than the recipe's (128 x 4, 400).
+        "tiny_model.hidden_size=64", "tiny_model.num_layers=2", "tiny_model.num_attention_heads=2",
+        "task.test_size=48",
         # The recipe's priming, kept short: 32 traces, 2 SFT steps (the full one is the README's demonstration).
         "priming.traces.size=32",
         "priming.sft.trainer.total_epochs=1",
