@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tinyzero.aha.analysis import analyse
     from tinyzero.aha.detectors import load_detectors
-    from tinyzero.aha.reader import DumpError, find_step_files
+    from tinyzero.aha.reader import MEASURED_CHARS, DumpError, find_step_files
     from tinyzero.aha.report import write_report
 
     try:
@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     written = write_report(analysis, out, plots=not args.no_plots)
     aha = analysis.aha
     print(f"read {analysis.responses} responses over {len(analysis.rows)} steps "
-          f"({analysis.malformed_lines} malformed line(s) skipped)")
+          f"({analysis.malformed_lines} malformed line(s) skipped, {analysis.cut_responses} cut to their first "
+          f"{MEASURED_CHARS:,} characters)")
     if aha.step is None:
         print(f"no aha step: {aha.reason}")
     else:

@@ -17,7 +17,7 @@ from pathlib import Path
 from tinyzero.aha.changepoint import AhaMoment, find_aha
 from tinyzero.aha.detectors import REFLECTIVE, Detector, Span, default_detectors, detect
 from tinyzero.aha.metrics import StepMetrics, measure_step
-from tinyzero.aha.reader import DumpError, Rollout, StepFile, find_step_files
+from tinyzero.aha.reader import Rollout, StepFile, find_step_files, no_rollouts_error
 from tinyzero.progress import Progress
 
 
@@ -50,6 +50,7 @@ class Analysis:
     contrast: Example | None  # a response from the step before the aha step, for comparison
     malformed_lines: int
     responses: int
+    cut_responses: int  # measured on their first reader.MEASURED_CHARS characters only
     length_unit: str
 
 
@@ -99,6 +100,7 @@ def _contrast(step_files: Sequence[StepFile], aha_step: int, detectors: Sequence
 def _measure_file(step_file: StepFile, detectors: Sequence[Detector], length: Callable[[str], int]) -> StepMetrics:
     metrics = measure_step(step_file.step, step_file, detectors, length)
     metrics.malformed_lines = step_file.malformed
+    metrics.cut_responses = step_file.cut
     return metrics
 
 
@@ -135,11 +137,7 @@ def analyse(
     malformed = sum(m.malformed_lines for m in measured)
     responses = sum(m.responses for m in measured)
     if not rows:
-        raise DumpError(
-            f"no readable rollouts in {str(rollout_dir)!r}: {len(step_files)} file(s), "
-            f"{malformed} malformed line(s); each line must be a JSON object with the response "
-            "text in `output` (or `response`) and a `score` (or `acc`)"
-        )
+        raise no_rollouts_error(rollout_dir, step_files, malformed)
     aha = find_aha(rows)
     # With no aha step, still show the first reflective responses that reached the answer.
     shown_from = aha.step if aha.step is not None else rows[0]["step"]
@@ -154,5 +152,6 @@ def analyse(
         contrast=contrast,
         malformed_lines=malformed,
         responses=responses,
+        cut_responses=sum(m.cut_responses for m in measured),
         length_unit=length_unit,
     )

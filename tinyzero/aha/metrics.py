@@ -15,6 +15,7 @@ from tinyzero.stats import percentile
 COLUMNS = (
     "step", "reward_mean", "accuracy", "format_rate", "response_length_mean", *BEHAVIOURS,
     "response_length_p90", "thinking_length_mean", "reflection", "responses", "malformed_lines",
+    "cut_responses",
 )
 
 
@@ -40,6 +41,7 @@ class StepMetrics:
     thinking_length_sum: int = 0
     reflective: int = 0
     malformed_lines: int = 0
+    cut_responses: int = 0  # responses longer than reader.MEASURED_CHARS, measured on their start
     lengths: list[int] = field(default_factory=list)
     shown: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BEHAVIOURS, 0))
 
@@ -73,6 +75,7 @@ class StepMetrics:
             reflection=self.reflective / n,
             responses=n,
             malformed_lines=self.malformed_lines,
+            cut_responses=self.cut_responses,
         )
         return row
 
