@@ -10,14 +10,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import typing
+from pathlib import Path
 
 from data_gen.classic import ClassicImportConfig
 from data_gen.countdown import CountdownConfig
 from data_gen.dataset import default_workers, write_dataset
 from data_gen.multiply import MultiplyConfig
 from data_gen.traces import add_traces_command, traces_config_from, write_traces
+from tinyzero.files import check_writable_folder
 
 COMMANDS = {
     "countdown": (CountdownConfig, "generate solvable Countdown problems"),
@@ -65,26 +68,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cap_workers(workers: int) -> int:
+    """More processes than cores generate no faster (the work is CPU-bound) and each costs memory:
+    use the cores, and say so. The files never depend on the worker count."""
+    cores = os.cpu_count() or 1
+    if workers > cores:
+        print(f"note: --workers {workers} is more than this machine's {cores} core(s); using {cores}", file=sys.stderr)
+        return cores
+    return workers
+
+
+def _missing_folders(out: str) -> list[Path]:
+    """The folders a run would create for --out, innermost first (removed again if it is interrupted)."""
+    path = Path(out)
+    return [folder for folder in (path, *path.parents) if not folder.exists()]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "traces":
-        try:
-            result = write_traces(traces_config_from(args), args.out)
-        except ValueError as error:
-            parser.exit(2, f"{parser.prog} traces {args.task}: error: {error}\n")
-        json.dump(result, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return 0
-    config_class = COMMANDS[args.command][0]
-    values = {spec.name: getattr(args, spec.name) for spec in dataclasses.fields(config_class)}
-    config = config_class(**values)
-    if args.workers < 1:
+    name = f"{parser.prog} {args.command}" + (f" {args.task}" if args.command == "traces" else "")
+    if args.command != "traces" and args.workers < 1:
         parser.error(f"--workers must be at least 1, got {args.workers}")
     try:
-        result = write_dataset(config, args.out, workers=args.workers)
+        check_writable_folder(args.out)  # before any generation: a bad folder fails in a second, not after
     except ValueError as error:
-        parser.exit(2, f"{parser.prog} {args.command}: error: {error}\n")
+        parser.exit(2, f"{name}: error: {error}\n")
+    created = _missing_folders(args.out)
+    try:
+        if args.command == "traces":
+            result = write_traces(traces_config_from(args), args.out)
+        else:
+            config_class = COMMANDS[args.command][0]
+            values = {spec.name: getattr(args, spec.name) for spec in dataclasses.fields(config_class)}
+            result = write_dataset(config_class(**values), args.out, workers=_cap_workers(args.workers))
+    except ValueError as error:
+        parser.exit(2, f"{name}: error: {error}\n")
+    except KeyboardInterrupt:
+        # The files are renamed into place only at the end, so the old ones (if any) stand.
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        print(f"{name}: interrupted, nothing written", file=sys.stderr)
+        return 130
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

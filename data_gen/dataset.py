@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import statistics
 import sys
 from collections import Counter
@@ -97,7 +98,10 @@ class ChunkRunner:
             return map(method, *argument_lists)
         if self._pool is None:
             # spawn, not fork: the caller may hold threads (Ray, torch) that fork would copy mid-flight.
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
+            # Ctrl-C reaches every process of the group: the workers ignore it, and the main process
+            # stops the pool and says it was interrupted (a worker would print a traceback each).
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
+                                             initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
         return self._pool.map(_call, [method] * jobs, *argument_lists)
 
     def __enter__(self):

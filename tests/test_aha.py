@@ -6,6 +6,7 @@ import json
 import math
 import random
 import re
+import time
 import tracemalloc
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from tinyzero.aha import analyse, changepoint, find_aha, find_step_files, fit_ramp, mean_shift, parse_ground_truth
 from tinyzero.aha.__main__ import main
 from tinyzero.aha.detectors import Span
-from tinyzero.aha.reader import Task
+from tinyzero.aha.reader import MEASURED_CHARS, Task, parse_line
 from tinyzero.aha.report import write_atomic
 from tinyzero.aha.synthetic import write_synthetic_dump
 from tinyzero.rewards import compute_score
@@ -151,6 +152,47 @@ def test_folder_of_only_broken_lines_is_an_error(tmp_path, capsys):
     assert main([str(dump), "--out", str(out)]) == 2
     assert "2 malformed line(s)" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n", b"step,accuracy\n1,0.5\n"], ids=["empty", "blank", "csv"])
+def test_a_file_in_place_of_the_folder_says_a_folder_was_expected(tmp_path, capsys, content):
+    given = tmp_path / "metrics.csv"
+    given.write_bytes(content)
+    out = tmp_path / "out"
+    assert main([str(given), "--out", str(out), "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert str(given) in err and "rollout_data_dir" in err and "file" in err
+    assert not out.exists()
+
+
+def test_a_long_response_is_measured_on_its_first_characters():
+    line = json.dumps({"output": "y" * (MEASURED_CHARS + 5), "score": 0.0}).encode()
+    rollout = parse_line(line, step=1, index=0)
+    assert len(rollout.response) == MEASURED_CHARS and rollout.cut == 5
+    whole = parse_line(json.dumps({"output": "y" * MEASURED_CHARS, "score": 0.0}).encode(), step=1, index=0)
+    assert len(whole.response) == MEASURED_CHARS and whole.cut == 0
+
+
+def test_a_huge_marker_dense_response_is_cut_and_does_not_stall(tmp_path):
+    """21 MB of nothing but verification markers, correct, so it is also shown as an example.
+    Unbounded, the detectors alone take about 1.4 us a character (30 s here, in both passes) and
+    the report's highlighting builds one set per character; cut, the whole run takes a second or two."""
+    dump = write_synthetic_dump(tmp_path / "rollouts", steps=4, aha_step=2, samples_per_step=4, seed=0)
+    huge = {"input": "p", "output": "Wait, let me verify. " * 1_000_000 + "<answer>1 + 1</answer>",
+            "gts": {"target": 2, "numbers": [1, 1]}, "score": 1.0, "acc": 1.0}
+    with open(dump / "2.jsonl", "w") as f:  # the step's only response
+        f.write(json.dumps(huge) + "\n")
+    out = tmp_path / "out"
+    start = time.perf_counter()
+    assert main([str(dump), "--out", str(out), "--no-plots", "--examples", "50"]) == 0
+    seconds = time.perf_counter() - start
+    assert seconds < 20, f"{seconds:.1f} s for a 21 MB response (bound: 20 s)"
+    aha = json.loads((out / "aha.json").read_text())
+    assert aha["cut_responses"] == 1 and aha["measured_chars"] == MEASURED_CHARS
+    assert [int(r["cut_responses"]) for r in csv.DictReader(open(out / "metrics.csv"))] == [0, 1, 0, 0]
+    page = (out / "report.html").read_text()
+    assert f"1 response(s) cut to their first {MEASURED_CHARS:,} characters" in page
+    assert len(page) < 20 * MEASURED_CHARS  # the transcript shows the measured part, not 21 MB
 
 
 def test_reader_streams_one_step_at_a_time(dump, tmp_path):

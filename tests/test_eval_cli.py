@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -160,7 +161,34 @@ def test_bad_input_fails_before_generation(tiny_model_dir, data_file, tmp_path, 
     assert result.returncode != 0
     assert message in result.stderr + result.stdout
     assert "generating" not in result.stderr and "Traceback" not in result.stderr
-    assert not (out / "metrics.json").exists()
+    assert not out.exists()  # not even an empty output_dir
+
+
+@pytest.mark.parametrize("model, message", [
+    ("/nonexistent/model", "model='/nonexistent/model': no such folder"),
+    ("/nonexistent/checkpoints/global_step_1/actor", "no such folder"),
+])
+def test_a_refused_run_leaves_no_output_dir(data_file, tmp_path, model, message):
+    from tinyzero.eval.app import run_eval as run_in_process
+    from tinyzero.eval.config import EvalConfig, EvalConfigError
+
+    out = tmp_path / "eval" / "step200"
+    with pytest.raises(EvalConfigError, match=re.escape(message)):
+        run_in_process(EvalConfig(model=model, data=str(data_file), output_dir=str(out)))
+    assert not (tmp_path / "eval").exists()
+
+
+@pytest.mark.parametrize("output_dir, message", [
+    ("/proc/tinyzero-eval", "output_dir='/proc/tinyzero-eval' cannot be created in '/proc'"),
+    ("{data}/eval", "cannot be created: '{data}' is a file: give a folder"),
+])
+def test_an_output_dir_that_cannot_be_written_is_refused_before_the_model(data_file, output_dir, message):
+    from tinyzero.eval.app import run_eval as run_in_process
+    from tinyzero.eval.config import EvalConfig, EvalConfigError
+
+    config = EvalConfig(model="/nonexistent/model", data=str(data_file), output_dir=output_dir.format(data=data_file))
+    with pytest.raises(EvalConfigError, match=re.escape(message.format(data=data_file))):
+        run_in_process(config)  # the output_dir error, not the model's: it is checked first
 
 
 def test_missing_columns_and_prompt_style_are_named(tmp_path):

@@ -1,5 +1,6 @@
 """The reward rules of issue 2, one test (or parametrised case) per rule, plus adversarial inputs."""
 
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -47,9 +48,6 @@ def test_extract_answer_takes_the_last_complete_pair(response, expected):
     assert extract_answer(response) == expected
 
 
-def test_extract_answer_on_non_strings_is_none():
-    assert extract_answer(None) is None
-    assert extract_answer(b"<answer>1</answer>") is None
 
 
 # --- scores ---
@@ -309,13 +307,64 @@ def test_unknown_data_source_raises_naming_the_known_ones(source):
         compute_score(source, "<answer>1</answer>", 1)
 
 
-def test_extra_keyword_arguments_are_ignored():
+def test_verls_extra_keyword_arguments_are_accepted():
     # verl adds reward_router_address / reward_model_tokenizer, and extra_info carries num_turns etc.
     result = compute_score(
         data_source="countdown", solution_str="<answer>55+36-19-7</answer>", ground_truth=COUNTDOWN,
         extra_info={"num_turns": None, "rollout_reward_scores": {}}, reward_router_address=None,
+        reward_model_tokenizer=None,
     )
     assert result["score"] == 1.0
+
+
+def test_unknown_keywords_are_refused_by_name():
+    with pytest.raises(TypeError, match="'formt_score' \\(did you mean 'format_score'\\?\\).*reward_kwargs"):
+        compute_score("countdown", "<answer>55+36-19-7</answer>", COUNTDOWN, formt_score=0.5)
+    with pytest.raises(TypeError, match="'formt_score'"):
+        score_countdown("<answer>1</answer>", TARGET, NUMBERS, formt_score=0.5)
+    with pytest.raises(TypeError, match="'allow_unused_numbers'"):
+        score_multiply("<answer>1</answer>", 1, allow_unused_numbers=True)
+
+
+SCORE_LEVELS = dict(no_answer_score=0.0, format_score=0.1, correct_score=1.0)
+
+
+@pytest.mark.parametrize(
+    "options, error, message",
+    [
+        (dict(allow_unused_numbers="false"), TypeError, "allow_unused_numbers='false': must be True or False, got str"),
+        (dict(allow_unused_numbers=1), TypeError, "allow_unused_numbers=1: must be True or False, got int"),
+        (dict(correct_score=float("nan")), ValueError, "correct_score=nan: must be a finite number"),
+        (dict(no_answer_score=float("-inf")), ValueError, "no_answer_score=-inf: must be a finite number"),
+        (dict(format_score="0.1"), TypeError, "format_score='0.1': must be a number, got str"),
+        (dict(correct_score=True), TypeError, "correct_score=True: must be a number, got bool"),
+        (dict(format_score=2.0), ValueError, "format_score=2.0 must be below correct_score=1.0: otherwise a wrong"),
+        (dict(format_score=1.0), ValueError, "format_score=1.0 must be below correct_score=1.0"),
+        (dict(no_answer_score=0.5), ValueError, "no_answer_score=0.5 must not exceed format_score=0.1"),
+    ],
+)
+def test_options_are_checked(options, error, message):
+    scorers = [
+        lambda: compute_score("countdown", "<answer>55+36-19-7</answer>", COUNTDOWN, **options),
+        lambda: score_countdown("<answer>55+36-19-7</answer>", TARGET, NUMBERS, **options),
+        lambda: countdown_reward(completions=["<answer>1</answer>"], target=[TARGET], numbers=[NUMBERS], **options),
+    ]
+    if "allow_unused_numbers" not in options:
+        scorers.append(lambda: score_multiply("<answer>12</answer>", 12, **options))
+        scorers.append(lambda: multiply_reward(completions=["<answer>12</answer>"], product=[12], **options))
+    else:  # refused whatever the task, so a typo'd value in a mixed dataset fails on any row
+        scorers.append(lambda: compute_score("multiply", "<answer>12</answer>", 12, **options))
+    for scorer in scorers:
+        with pytest.raises(error, match=re.escape(message)):
+            scorer()
+
+
+def test_checked_options_still_score():
+    levels = dict(no_answer_score=-1, format_score=0, correct_score=2)  # ints, a negative level, equal low levels
+    assert countdown("55 + 36", **levels).score == 0.0
+    assert compute_score("countdown", "none", COUNTDOWN, **levels)["score"] == -1.0
+    assert compute_score("multiply", "<answer>12</answer>", 12, **levels)["score"] == 2.0
+    assert compute_score("countdown", "none", COUNTDOWN, no_answer_score=0.1, format_score=0.1)["score"] == 0.1
 
 
 def test_ground_truth_as_tuple_and_numpy_array():
@@ -398,10 +447,56 @@ def test_one_megabyte_response():
     assert compute_score("multiply", "<answer>" + "1," * 500_000 + "000</answer>", 1)["score"] == 0.1
 
 
-@pytest.mark.parametrize("response", [None, b"<answer>1</answer>", 12, ["<answer>1</answer>"]])
-def test_non_string_responses_have_no_answer(response):
-    assert compute_score("countdown", response, COUNTDOWN)["has_answer"] == 0.0
-    assert score_multiply(response, 1).score == 0.0
+@pytest.mark.parametrize(
+    "response, kind", [(None, "NoneType"), (b"<answer>1</answer>", "bytes"), (12, "int"), (["<answer>1</answer>"], "list")]
+)
+def test_a_response_that_is_not_a_str_is_a_type_error_naming_its_type(response, kind):
+    """One rule for every scorer: bytes holding a right answer must not quietly score 0."""
+    for scorer in (
+        lambda: compute_score("countdown", response, COUNTDOWN),
+        lambda: compute_score("multiply", response, 1),
+        lambda: score_countdown(response, TARGET, NUMBERS),
+        lambda: score_multiply(response, 1),
+        lambda: extract_answer(response),
+    ):
+        with pytest.raises(TypeError, match=f"the response must be a str, got {kind} "):
+            scorer()
+    if kind != "list":  # a list is a conversation to the TRL adapter
+        with pytest.raises(TypeError, match=f"a completion must be a string or a list .*, got {kind} "):
+            countdown_reward(completions=[response], target=[TARGET], numbers=[NUMBERS])
+    with pytest.raises(TypeError, match="decode it first"):
+        compute_score("countdown", b"<answer>55+36-19-7</answer>", COUNTDOWN)
+
+
+@pytest.mark.parametrize(
+    "source, truth, error, message",
+    [
+        ("countdown", {"target": True, "numbers": [1]}, TypeError, "Countdown target must be an integer, got the bool True"),
+        ("countdown", {"target": 24, "numbers": {3, 8}}, TypeError, "got the set {8, 3}: it would drop repeated numbers"),
+        ("countdown", {"target": 24, "numbers": frozenset({3, 8})}, TypeError, "frozenset"),
+        ("countdown", {"target": 24, "numbers": {3: 1, 8: 2}}, TypeError, "got the dict {3: 1, 8: 2}"),
+        ("countdown", {"target": 2, "numbers": [True, True]}, TypeError, "got bools in [True, True]"),
+        ("countdown", {"target": 24, "numbers": [-3, 8]}, ValueError, "must not be negative, got -3 in [-3, 8]: no answer"),
+        ("countdown", {"target": 24, "numbers": []}, ValueError, "Countdown numbers are empty"),
+        ("multiply", True, TypeError, "the product must be an integer, got bool True"),
+        ("multiply", {"product": True, "factors": [1, 1]}, TypeError, "the product must be an integer, got bool True"),
+        ("multiply", -12, ValueError, "the product must not be negative, got -12"),
+        ("multiply", {"product": 12, "factors": [3, 5]}, ValueError, "the factors [3, 5] multiply to 15, not the product 12"),
+        ("multiply", {"product": 12, "factors": [3, "4"]}, TypeError, "the factors must be a list of integers, got [3, '4']"),
+        ("multiply", {"product": 12, "factors": 12}, TypeError, "the factors must be a list of integers, got 12"),
+    ],
+)
+def test_ground_truth_that_no_answer_could_meet_is_refused_naming_the_field(source, truth, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        compute_score(source, "<answer>8*3</answer>", truth)
+
+
+def test_duplicated_numbers_as_a_list_still_need_every_copy():
+    """{3, 3, 8, 8} as a set would let 8*3 score 1.0; as the list it is, 8*3 leaves two unused."""
+    assert compute_score("countdown", "<answer>8*3</answer>", {"target": 24, "numbers": [3, 3, 8, 8]})["acc"] == 0.0
+    assert score_countdown("<answer>8*3</answer>", 24, (3, 3, 8, 8), allow_unused_numbers=True).correct
+    truth = {"product": 12, "factors": (3, 4)}
+    assert compute_score("multiply", "<answer>12</answer>", truth)["acc"] == 1.0
 
 
 # --- TRL adapter ---
@@ -451,6 +546,22 @@ def test_trl_adapter_errors_name_the_problem():
     # Messages other than the assistant's (a tool's output, say) are not the model's answer.
     conversation = [{"role": "assistant", "content": "<answer>1"}, {"role": "tool", "content": "</answer>"}]
     assert completion_text(conversation) == "<answer>1"
+
+
+def test_trl_adapters_refuse_a_keyword_that_is_neither_an_option_nor_a_column():
+    n = 2
+    trl_arguments = dict(prompts=["p"] * n, completion_ids=[[1]] * n, trainer_state=None, log_extra=print,
+                         log_metric=print, environments=None)
+    completions = ["<answer>55+36-19-7</answer>", "<answer>55+36</answer>"]
+    columns = dict(target=[TARGET] * n, numbers=[NUMBERS] * n)
+    assert countdown_reward(completions=completions, **columns, **trl_arguments, split=["a", "b"]) == [1.0, 0.1]
+    with pytest.raises(TypeError, match=re.escape("countdown_reward got formt_score=0.5 (did you mean 'format_score'?)")):
+        countdown_reward(completions=completions, **columns, formt_score=0.5)
+    with pytest.raises(TypeError, match="multiply_reward got allow_unused_numbers=True: neither one of its options"):
+        multiply_reward(completions=["<answer>12</answer>"], product=[12], allow_unused_numbers=True)
+    rows = dict(data_source=["multiply"], reward_model=[{"ground_truth": 12}])
+    with pytest.raises(TypeError, match=re.escape("task_reward got note=[1, 2]: neither one of its options")):
+        task_reward(completions=["<answer>12</answer>"], **rows, note=[1, 2])  # two items, one completion
 
 
 # --- dependencies ---

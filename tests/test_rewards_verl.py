@@ -88,3 +88,35 @@ def test_readme_overrides_compose_with_verls_config_and_load():
     assert score(data_source="countdown", solution_str="<answer>55 + 36</answer>", ground_truth=truth) == {
         "score": 0.2, "acc": 0.0, "has_answer": 1.0,
     }
+
+
+def _naive_manager(tokenizer, reward_kwargs: dict, **manager_kwargs):
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    config = OmegaConf.create(
+        {
+            "reward": {
+                "custom_reward_function": {
+                    "path": "pkg://tinyzero.rewards", "name": "compute_score", "reward_kwargs": reward_kwargs,
+                },
+                "reward_manager": {"source": "register", "name": "naive"},
+            }
+        }
+    )
+    return load_reward_manager(config, tokenizer, **manager_kwargs)
+
+
+def test_the_keywords_verl_adds_with_a_reward_model_are_accepted(tokenizer):
+    """With a reward model router, verl's managers also pass reward_router_address and
+    reward_model_tokenizer (experimental/reward_loop/reward_manager/naive.py 58-65)."""
+    manager = _naive_manager(tokenizer, {}, reward_router_address="127.0.0.1:1", reward_model_tokenizer=tokenizer)
+    sample = _one_sample(tokenizer, "<think>hm</think> <answer>55 + 36 - 19 - 7</answer>")
+    assert manager.loop.run_until_complete(manager.run_single(sample))["reward_score"] == 1.0
+
+
+def test_a_misspelt_reward_kwarg_fails_naming_it(tokenizer):
+    manager = _naive_manager(tokenizer, {"formt_score": 0.5})
+    sample = _one_sample(tokenizer, "<answer>55 + 36</answer>")
+    with pytest.raises(TypeError, match="'formt_score' \\(did you mean 'format_score'\\?\\)"):
+        manager.loop.run_until_complete(manager.run_single(sample))

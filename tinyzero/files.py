@@ -48,3 +48,30 @@ def write_json(path: Path, data) -> None:
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def check_writable_folder(folder: str | os.PathLike, option: str = "--out") -> None:
+    """Raise ValueError, in one line naming `option` and the path, unless `folder` is a folder
+    files can be written in, or one that can be created. Asked of the file system itself, by
+    creating and removing a temporary entry (nothing is left behind): permissions, read-only
+    mounts, immutable folders and /proc all answer truthfully, even to root."""
+    text = os.fspath(folder)
+    if not text.strip():
+        raise ValueError(f"{option}={text!r} is empty: give a folder (. for this one)")
+    path = Path(text)
+    existing = path
+    while not existing.exists():  # the nearest folder there is; what is missing below it is created
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"cannot be created: {str(existing)!r} is a file"
+        raise ValueError(f"{option}={text!r} {where}: give a folder")
+    try:
+        if existing == path:
+            fd, probe = tempfile.mkstemp(dir=path, prefix=".write-check-")
+            os.close(fd)
+            os.unlink(probe)
+        else:
+            os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".write-check-"))
+    except OSError as error:
+        verb = "is not writable" if existing == path else f"cannot be created in {str(existing)!r}"
+        raise ValueError(f"{option}={text!r} {verb}: {error.strerror or error}") from None

@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tinyzero.aha.analysis import analyse
     from tinyzero.aha.detectors import load_detectors
-    from tinyzero.aha.reader import DumpError, find_step_files
+    from tinyzero.aha.reader import MEASURED_CHARS, DumpError, find_step_files
     from tinyzero.aha.report import write_report
 
     if args.validation is not None:
@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     written = write_report(analysis, out, plots=not args.no_plots)
     aha = analysis.aha
     print(f"read {analysis.responses} responses over {len(analysis.rows)} steps "
-          f"({analysis.malformed_lines} malformed line(s) skipped)")
+          f"({analysis.malformed_lines} malformed line(s) skipped, {analysis.cut_responses} cut to their first "
+          f"{MEASURED_CHARS:,} characters)")
     print(aha.verdict)
     if aha.confirmation:  # a significant, sustained rise: the evidence either way
         rise = f"rising to step {aha.ramp_end}" if aha.ramp_end != aha.step else "a jump"

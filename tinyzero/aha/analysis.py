@@ -19,7 +19,7 @@ from pathlib import Path
 from tinyzero.aha.changepoint import AhaMoment, Validation, find_aha
 from tinyzero.aha.detectors import REFLECTIVE, Detector, Span, default_detectors, detect
 from tinyzero.aha.metrics import StepMetrics, measure_step
-from tinyzero.aha.reader import STEP_FILE, DumpError, Rollout, StepFile, find_step_files
+from tinyzero.aha.reader import STEP_FILE, Rollout, StepFile, find_step_files, no_rollouts_error
 from tinyzero.progress import Progress
 
 
@@ -52,6 +52,7 @@ class Analysis:
     contrast: Example | None  # a response from the step before the aha step, for comparison
     malformed_lines: int
     responses: int
+    cut_responses: int  # measured on their first reader.MEASURED_CHARS characters only
     length_unit: str
     validation_dir: str | None = None  # where the held-out accuracy came from, when there were validations
 
@@ -102,6 +103,7 @@ def _contrast(step_files: Sequence[StepFile], aha_step: int, detectors: Sequence
 def _measure_file(step_file: StepFile, detectors: Sequence[Detector], length: Callable[[str], int]) -> StepMetrics:
     metrics = measure_step(step_file.step, step_file, detectors, length)
     metrics.malformed_lines = step_file.malformed
+    metrics.cut_responses = step_file.cut
     return metrics
 
 
@@ -169,11 +171,7 @@ def analyse(
     malformed = sum(m.malformed_lines for m in measured)
     responses = sum(m.responses for m in measured)
     if not rows:
-        raise DumpError(
-            f"no readable rollouts in {str(rollout_dir)!r}: {len(step_files)} file(s), "
-            f"{malformed} malformed line(s); each line must be a JSON object with the response "
-            "text in `output` (or `response`) and a `score` (or `acc`)"
-        )
+        raise no_rollouts_error(rollout_dir, step_files, malformed)
     aha = find_aha(rows, validations)
     # With no aha step, still show the first reflective responses that reached the answer.
     shown_from = aha.step if aha.step is not None else rows[0]["step"]
@@ -188,6 +186,7 @@ def analyse(
         contrast=contrast,
         malformed_lines=malformed,
         responses=responses,
+        cut_responses=sum(m.cut_responses for m in measured),
         length_unit=length_unit,
         validation_dir=str(validation_dir) if validations else None,
     )

@@ -15,7 +15,7 @@ from tinyzero.stats import binomial_band, percentile
 COLUMNS = (
     "step", "reward_mean", "accuracy", "format_rate", "response_length_mean", *BEHAVIOURS,
     "response_length_p90", "thinking_length_mean", "reflection", "reflection_low", "reflection_high",
-    "responses", "malformed_lines",
+    "responses", "malformed_lines", "cut_responses",
 )
 
 
@@ -41,6 +41,7 @@ class StepMetrics:
     thinking_length_sum: int = 0
     reflective: int = 0  # responses that reflect, judged without reference to correctness
     malformed_lines: int = 0
+    cut_responses: int = 0  # responses longer than reader.MEASURED_CHARS, measured on their start
     lengths: list[int] = field(default_factory=list)
     shown: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BEHAVIOURS, 0))
 
@@ -78,6 +79,7 @@ class StepMetrics:
             reflection_high=band[1],
             responses=n,
             malformed_lines=self.malformed_lines,
+            cut_responses=self.cut_responses,
         )
         return row
 

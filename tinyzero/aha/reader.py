@@ -16,6 +16,12 @@ with `target`; reward `score` | `reward`; correctness `acc` | `correct`; format 
 
 Nothing here holds more than one line at a time: memory is bounded by the longest line, and the
 per-step aggregation above it holds one number per response of the current step.
+
+Each response is measured on its first MEASURED_CHARS characters (about 25,000 tokens, far past
+any training response length): a longer one is cut there, and the report counts the cut ones.
+The detectors and the report then cost a bounded amount per response, so the time is linear in
+the dump whatever a response holds (a 50 MB response of nothing but behaviour markers stalled
+the second pass and the report's highlighting).
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from tinyzero.rewards.score import GROUND_TRUTH_FIELDS
 # verl names each dump file after the global step: "17.jsonl".
 STEP_FILE = re.compile(r"^(\d+)\.jsonl$")
 EVAL_SAMPLES_FILE = "samples.jsonl"
+# What the analysis reads of one response; the rest is cut (and counted).
+MEASURED_CHARS = 100_000
 
 
 class DumpError(ValueError):
@@ -60,6 +68,7 @@ class Rollout:
     score: float | None = None
     acc: float | None = None
     has_answer: float | None = None
+    cut: int = 0  # characters cut from the end of the response (beyond MEASURED_CHARS)
 
     @property
     def correct(self) -> bool:
@@ -157,29 +166,33 @@ def parse_line(line: bytes, step: int, index: int) -> Rollout | None:
     acc = _number(_first(record, "acc", "correct"))
     if score is None and acc is None:
         return None  # nothing says whether it was right: cannot be measured
+    cut = max(0, len(response) - MEASURED_CHARS)
     return Rollout(
         step=step,
         index=index,
         prompt=prompt if isinstance(prompt, str) else json.dumps(prompt, ensure_ascii=False),
-        response=response,
+        response=response[:MEASURED_CHARS] if cut else response,
         ground_truth=ground_truth,
         score=score,
         acc=acc,
         has_answer=_number(record.get("has_answer")),
+        cut=cut,
     )
 
 
 class StepFile:
-    """One step's dump file. Iterating it streams its rollouts and counts malformed lines."""
+    """One step's dump file. Iterating it streams its rollouts and counts malformed lines and
+    cut responses."""
 
     def __init__(self, step: int, path: Path):
         self.step = step
         self.path = path
         self.malformed = 0
         self.read = 0
+        self.cut = 0
 
     def __iter__(self) -> Iterator[Rollout]:
-        self.malformed = self.read = 0
+        self.malformed = self.read = self.cut = 0
         with open(self.path, "rb") as lines:  # bytes: a bad encoding is one malformed line
             for index, line in enumerate(lines):
                 if not line.strip():
@@ -189,10 +202,27 @@ class StepFile:
                     self.malformed += 1
                     continue
                 self.read += 1
+                self.cut += rollout.cut > 0
                 yield rollout
 
     def __repr__(self) -> str:
         return f"StepFile(step={self.step}, path={str(self.path)!r})"
+
+
+_WHAT_TO_PASS = (
+    "the folder training wrote to trainer.rollout_data_dir (one STEP.jsonl per step), "
+    "one STEP.jsonl, or an eval samples.jsonl"
+)
+
+
+def no_rollouts_error(rollout_dir: str | Path, step_files: list[StepFile], malformed: int) -> DumpError:
+    """Nothing readable: for a file given in place of the folder, say what was expected."""
+    lines = (f"{malformed} malformed line(s); each line must be a JSON object with the response text in "
+             "`output` (or `response`) and a `score` (or `acc`)")
+    if Path(rollout_dir).is_file():
+        return DumpError(f"{str(rollout_dir)!r} is a file, read as one step, with no readable rollouts "
+                         f"({lines}); expected {_WHAT_TO_PASS}")
+    return DumpError(f"no readable rollouts in {str(rollout_dir)!r}: {len(step_files)} file(s), {lines}")
 
 
 def find_step_files(rollout_dir: str | Path) -> list[StepFile]:
@@ -200,10 +230,11 @@ def find_step_files(rollout_dir: str | Path) -> list[StepFile]:
     path = Path(rollout_dir)
     if not path.exists():
         raise DumpError(
-            f"rollout folder or file {str(path)!r} does not exist: pass the folder training wrote to "
-            "trainer.rollout_data_dir (one STEP.jsonl per step) or an eval samples.jsonl"
+            f"rollout folder or file {str(path)!r} does not exist: pass {_WHAT_TO_PASS}"
         )
     if path.is_file():
+        if path.stat().st_size == 0:
+            raise DumpError(f"{str(path)!r} is an empty file; expected {_WHAT_TO_PASS}")
         match = STEP_FILE.match(path.name)
         return [StepFile(int(match.group(1)) if match else 0, path)]
     steps = sorted(

@@ -20,6 +20,7 @@ from tinyzero.aha.analysis import Analysis, Example
 from tinyzero.aha.changepoint import REPLICATES, significance_rule
 from tinyzero.aha.detectors import BEHAVIOURS
 from tinyzero.aha.metrics import COLUMNS
+from tinyzero.aha.reader import MEASURED_CHARS
 from tinyzero.files import write_atomically
 
 PLOTS = ("reward_accuracy.png", "length.png", "behaviours.png")
@@ -60,6 +61,8 @@ def aha_json(analysis: Analysis) -> str:
         steps=len(analysis.rows),
         responses=analysis.responses,
         malformed_lines=analysis.malformed_lines,
+        cut_responses=analysis.cut_responses,
+        measured_chars=MEASURED_CHARS,
         length_unit=analysis.length_unit,
         validation_dir=analysis.validation_dir,
     )
@@ -176,6 +179,7 @@ def report_html(analysis: Analysis, plots: dict[str, bytes]) -> str:
         "<h1>Where the aha moment happened</h1>",
         f"<p class='meta'>source {esc(analysis.source)} &middot; {len(analysis.rows)} steps &middot; "
         f"{analysis.responses} responses &middot; {analysis.malformed_lines} malformed line(s) skipped "
+        f"&middot; {analysis.cut_responses} response(s) cut to their first {MEASURED_CHARS:,} characters "
         f"&middot; lengths in {esc(analysis.length_unit)}</p>",
     ]
     out.append(f"<p class='aha'>Verdict: <b>{esc(aha.verdict)}</b></p><p>{esc(aha.reason)}.</p>")

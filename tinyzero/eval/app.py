@@ -24,7 +24,7 @@ from tinyzero.eval.config import Backend, EvalConfig, EvalConfigError, describe_
 from tinyzero.eval.data import Problem, load_problems, recipe_test_split, render_prompt
 from tinyzero.eval.metrics import ScoredSample, budget_summary, by_difficulty, default_ks, summarize
 from tinyzero.eval.model import resolve_model
-from tinyzero.files import write_json, write_jsonl, write_text
+from tinyzero.files import check_writable_folder, write_json, write_jsonl, write_text
 from tinyzero.progress import check_memory
 from tinyzero.rewards import compute_score
 
@@ -40,13 +40,13 @@ class Run:
 
 
 def check_output_dir(output_dir: str) -> Path:
+    """The output folder, checked to be writable (or creatable) but not created: the result files
+    create it when they are written, so a run refused on the way leaves nothing behind."""
     out = Path(output_dir).expanduser()
-    if out.exists() and not out.is_dir():
-        raise EvalConfigError(f"output_dir={output_dir!r} is a file; give a folder")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EvalConfigError(f"output_dir={output_dir!r} cannot be created: {exc}") from None
+        check_writable_folder(out, option="output_dir")
+    except ValueError as error:
+        raise EvalConfigError(str(error)) from None
     return out
 
 

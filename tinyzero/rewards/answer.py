@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from numbers import Real
 from typing import NamedTuple
 
 ANSWER_OPEN = "<answer>"
@@ -47,13 +49,26 @@ def find_answer_span(response: str) -> tuple[int, int] | None:
     return open_ + len(ANSWER_OPEN), close
 
 
+def not_text(response) -> TypeError:
+    """The one rule for a response that is not a str (bytes, None, a number, a list), in every
+    scorer and the TRL adapter: a TypeError naming its type. Scoring it "no answer" would hide the
+    bug upstream (bytes holding a correct answer scored 0)."""
+    hint = "; decode it first" if isinstance(response, (bytes, bytearray)) else ""
+    return TypeError(f"the response must be a str, got {type(response).__name__} {short_repr(response)}{hint}")
+
+
+def short_repr(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def extract_answer(response: str) -> str | None:
     """Content of the last complete <answer>...</answer> pair (white space stripped), or None.
 
-    The pair may span lines. Non-string input has no answer.
+    The pair may span lines. A response that is not a str raises TypeError (`not_text`).
     """
     if not isinstance(response, str):
-        return None
+        raise not_text(response)
     span = find_answer_span(response)
     if span is None:
         return None
@@ -71,7 +86,7 @@ def judge_response(response, judge_answer, *args):
     counting the ASCII white space around the answer (models pad answers with newlines).
     """
     if not isinstance(response, str):
-        return False, NO_ANSWER
+        raise not_text(response)
     span = find_answer_span(response)
     if span is None:
         return False, NO_ANSWER
@@ -88,6 +103,43 @@ def explain(reason) -> str:
     """A reason as text. Judges give a string or a lazy (template, *values) tuple, formatted only
     when someone reads it, which keeps the hot scoring path cheap."""
     return reason if isinstance(reason, str) else reason[0].format(*reason[1:])
+
+
+def check_options(no_answer_score, format_score, correct_score, allow_unused_numbers=False) -> None:
+    """Raise, naming the option, unless the three score levels are finite numbers with
+    no_answer <= format < correct (a wrong answer must never earn what a right one does, nor a
+    missing answer more than a wrong one) and allow_unused_numbers is a bool (the string "false"
+    is true to Python). The defaults pass at the cost of four identity tests: the hot path."""
+    if (no_answer_score is NO_ANSWER_SCORE and format_score is FORMAT_SCORE and correct_score is CORRECT_SCORE
+            and allow_unused_numbers is False):
+        return
+    if allow_unused_numbers is not True and allow_unused_numbers is not False:
+        raise TypeError(f"allow_unused_numbers={short_repr(allow_unused_numbers)}: must be True or False, "
+                        f"got {type(allow_unused_numbers).__name__}")
+    for name, value in (("no_answer_score", no_answer_score), ("format_score", format_score),
+                        ("correct_score", correct_score)):
+        if type(value) is not float and (isinstance(value, bool) or not isinstance(value, Real)):
+            raise TypeError(f"{name}={short_repr(value)}: must be a number, got {type(value).__name__}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name}={value!r}: must be a finite number")
+    if format_score >= correct_score:
+        raise ValueError(
+            f"format_score={format_score!r} must be below correct_score={correct_score!r}: otherwise a "
+            "wrong answer scores as much as a right one"
+        )
+    if no_answer_score > format_score:
+        raise ValueError(
+            f"no_answer_score={no_answer_score!r} must not exceed format_score={format_score!r}: otherwise "
+            "writing no answer pays more than a wrong one"
+        )
+
+
+def did_you_mean(name: str, known) -> str:
+    """' (did you mean 'x'?)' for a misspelt keyword, or ''."""
+    from difflib import get_close_matches  # only on the error path
+
+    close = get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def score_of(has_answer: bool, reason, no_answer_score, format_score, correct_score) -> float:

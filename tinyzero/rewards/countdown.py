@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from fractions import Fraction
 from operator import index
 
@@ -18,8 +20,10 @@ from tinyzero.rewards.answer import (
     MAX_ANSWER_CHARS,
     NO_ANSWER_SCORE,
     ScoreResult,
+    check_options,
     judge_response,
     make_result,
+    short_repr,
 )
 
 # Anything outside the grammar's alphabet: letters, `.`, `%`, `^`, `_`, non-ASCII digits, ...
@@ -178,19 +182,47 @@ def judge_countdown_answer(answer: str, target: int, numbers: list[int], allow_u
     return None
 
 
+_NUMBERS_MUST_BE = "Countdown numbers must be a list, tuple or array of integers"
+
+
 def countdown_ground_truth(target, numbers) -> tuple[int, list[int]]:
-    """Target and sorted numbers as Python ints; numpy ints and arrays accepted (via operator.index)."""
+    """Target and sorted numbers as Python ints; numpy ints and arrays accepted (via operator.index).
+
+    Refused, naming the field: bools (True is not the integer 1 here), a set or dict of numbers
+    (a set drops repeats: {3, 3, 8, 8} is {3, 8}), negative or no numbers (no answer can use them:
+    the grammar has no unary minus). The target may be negative (1 - 5 reaches -4).
+    """
+    if isinstance(target, bool):
+        raise TypeError(f"Countdown target must be an integer, got the bool {target!r}")
     try:
         target = index(target)
     except TypeError:
-        raise TypeError(f"Countdown target must be an integer, got {target!r}") from None
+        raise TypeError(f"Countdown target must be an integer, got {short_repr(target)}") from None
+    if type(numbers) is not list:
+        if isinstance(numbers, (AbstractSet, Mapping)):
+            raise TypeError(
+                f"{_NUMBERS_MUST_BE}, got the {type(numbers).__name__} {short_repr(numbers)}: it would drop "
+                "repeated numbers; give them as a list"
+            )
+        try:
+            numbers = list(numbers)  # a tuple, an array or an iterator: read once
+        except TypeError:
+            raise TypeError(f"{_NUMBERS_MUST_BE}, got {short_repr(numbers)}") from None
     try:
-        numbers = sorted(map(index, numbers))
+        sorted_numbers = sorted(map(index, numbers))
     except TypeError:
-        raise TypeError(
-            f"Countdown numbers must be a list, tuple or array of integers, got {numbers!r}"
-        ) from None
-    return target, numbers
+        raise TypeError(f"{_NUMBERS_MUST_BE}, got {short_repr(numbers)}") from None
+    if not sorted_numbers:
+        raise ValueError("Countdown numbers are empty: a problem needs at least one number")
+    if sorted_numbers[0] <= 1:  # a bool reads as 0 or 1: look for one only then (the hot path)
+        if bool in map(type, numbers):
+            raise TypeError(f"{_NUMBERS_MUST_BE}, got bools in {short_repr(numbers)}")
+        if sorted_numbers[0] < 0:
+            raise ValueError(
+                f"Countdown numbers must not be negative, got {sorted_numbers[0]} in {short_repr(numbers)}: "
+                "no answer can write it (the grammar has no unary minus)"
+            )
+    return target, sorted_numbers
 
 
 def judge_countdown(response, target, numbers, allow_unused_numbers: bool):
@@ -215,5 +247,6 @@ def score_countdown(
     most once with `allow_unused_numbers`) whose exact value is `target`, optionally followed
     by `= target`.
     """
+    check_options(no_answer_score, format_score, correct_score, allow_unused_numbers)
     has_answer, reason = judge_countdown(response, target, numbers, allow_unused_numbers)
     return make_result(response, has_answer, reason, no_answer_score, format_score, correct_score)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from tinyzero.rewards.answer import CORRECT_SCORE, FORMAT_SCORE, NO_ANSWER_SCORE, score_of
+from tinyzero.rewards.answer import (
+    CORRECT_SCORE,
+    FORMAT_SCORE,
+    NO_ANSWER_SCORE,
+    check_options,
+    did_you_mean,
+    score_of,
+)
 from tinyzero.rewards.countdown import judge_countdown
 from tinyzero.rewards.multiply import judge_multiply
 
@@ -34,6 +41,12 @@ def _missing_field(task: str, fields: str, ground_truth) -> ValueError:
     return ValueError(f"{task} ground_truth needs {fields}, like {GROUND_TRUTH_EXAMPLES[task]}; got {ground_truth!r}")
 
 
+# The options compute_score takes, by name; anything else is refused (a typo in verl's
+# reward_kwargs would otherwise score with the default, silently).
+SCORE_LEVELS = ("no_answer_score", "format_score", "correct_score")
+OPTIONS = (*SCORE_LEVELS, "allow_unused_numbers")
+
+
 def compute_score(
     data_source: str,
     solution_str: str,
@@ -44,7 +57,12 @@ def compute_score(
     format_score: float = FORMAT_SCORE,
     correct_score: float = CORRECT_SCORE,
     allow_unused_numbers: bool = False,
-    **kwargs,
+    # verl adds these two to data_source, solution_str, ground_truth and extra_info when a reward
+    # model serves the reward (verl 0.9.1 experimental/reward_loop/reward_manager/naive.py lines
+    # 58-65; dapo, gdpo, limited and remote alike): accepted, unused.
+    reward_router_address=None,
+    reward_model_tokenizer=None,
+    **unknown,
 ) -> dict[str, float]:
     """Score one response; verl's `reward.custom_reward_function` signature.
 
@@ -52,8 +70,16 @@ def compute_score(
     and format rate. Countdown ground truth: `{"target": int, "numbers": [int, ...]}`;
     multiplication: `{"product": int, "factors": [a, b]}` or a bare int. The score levels and
     `allow_unused_numbers` (Countdown: each number at most once) can be set from verl with
-    `reward.custom_reward_function.reward_kwargs`. Other keyword arguments are ignored.
+    `reward.custom_reward_function.reward_kwargs`; they are checked (`check_options`), and
+    an unknown keyword is a TypeError naming it. `solution_str` must be a str (TypeError).
     """
+    if unknown:
+        names = ", ".join(f"{name!r}{did_you_mean(name, OPTIONS)}" for name in sorted(unknown))
+        raise TypeError(
+            f"compute_score got unknown keyword(s) {names}: its options are {', '.join(OPTIONS)} "
+            "(from verl: reward.custom_reward_function.reward_kwargs)"
+        )
+    check_options(no_answer_score, format_score, correct_score, allow_unused_numbers)
     task = task_of(data_source)
     if task == "countdown":
         target_key, numbers_key = GROUND_TRUTH_FIELDS[task]
@@ -63,13 +89,14 @@ def compute_score(
             raise _missing_field(task, f"{target_key!r} and {numbers_key!r}", ground_truth) from None
         has_answer, reason = judge_countdown(solution_str, target, numbers, allow_unused_numbers)
     else:
+        factors = None
         if isinstance(ground_truth, dict):
-            product_key = GROUND_TRUTH_FIELDS[task][0]
+            product_key, factors_key = GROUND_TRUTH_FIELDS[task]
             try:
-                ground_truth = ground_truth[product_key]
+                ground_truth, factors = ground_truth[product_key], ground_truth.get(factors_key)
             except KeyError:
                 raise _missing_field(task, repr(product_key), ground_truth) from None
-        has_answer, reason = judge_multiply(solution_str, ground_truth)
+        has_answer, reason = judge_multiply(solution_str, ground_truth, factors)
     return {
         "score": score_of(has_answer, reason, no_answer_score, format_score, correct_score),
         "acc": 1.0 if reason is None else 0.0,

@@ -15,8 +15,12 @@ the tokenizer that shows base prompts to the model unchanged; this module needs 
 
 from __future__ import annotations
 
-from tinyzero.rewards.answer import CORRECT_SCORE, FORMAT_SCORE, NO_ANSWER_SCORE
-from tinyzero.rewards.score import compute_score
+from tinyzero.rewards.answer import CORRECT_SCORE, FORMAT_SCORE, NO_ANSWER_SCORE, did_you_mean, short_repr
+from tinyzero.rewards.score import OPTIONS, SCORE_LEVELS, compute_score
+
+# What TRL passes besides the completions and the dataset columns (trl 1.16.0
+# trainer/grpo_trainer.py lines 1583-1598 and 1626-1627; RLOOTrainer alike).
+TRL_KEYWORDS = frozenset({"prompts", "completion_ids", "trainer_state", "log_extra", "log_metric", "environments"})
 
 
 def completion_text(completion) -> str:
@@ -25,7 +29,8 @@ def completion_text(completion) -> str:
         return completion
     if not isinstance(completion, (list, tuple)):
         raise TypeError(
-            f"a completion must be a string or a list of {{'role', 'content'}} messages, got {completion!r}"
+            "a completion must be a string or a list of {'role', 'content'} messages, got "
+            f"{type(completion).__name__} {short_repr(completion)}"
         )
     parts = []
     for message in completion:
@@ -39,6 +44,18 @@ def completion_text(completion) -> str:
         elif isinstance(content, list):  # multimodal form: [{"type": "text", "text": ...}, ...]
             parts.extend(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
     return "\n".join(parts)
+
+
+def _only_columns(function: str, completions, others: dict, options: tuple[str, ...]) -> None:
+    """Besides TRL's own arguments, every keyword is a dataset column, a list with one item per
+    completion: anything else is an option misspelt (`functools.partial(countdown_reward, formt_score=0.5)`)."""
+    for name, value in others.items():
+        if name in TRL_KEYWORDS or (isinstance(value, (list, tuple)) and len(value) == len(completions)):
+            continue
+        raise TypeError(
+            f"{function} got {name}={short_repr(value)}{did_you_mean(name, options)}: neither one of its options "
+            f"({', '.join(options)}) nor a dataset column (a list with one item per completion)"
+        )
 
 
 def _columns_match(completions, **columns) -> None:
@@ -82,6 +99,7 @@ def countdown_reward(
     **kwargs,
 ) -> list[float]:
     """Countdown reward for datasets with `target` and `numbers` columns."""
+    _only_columns("countdown_reward", completions, kwargs, OPTIONS)
     _rows_have("countdown", completions, target=target, numbers=numbers)
     truths = [{"target": t, "numbers": n} for t, n in zip(target, numbers)]
     levels = dict(
@@ -103,6 +121,7 @@ def multiply_reward(
     **kwargs,
 ) -> list[float]:
     """Multiplication reward for datasets with a `product` column."""
+    _only_columns("multiply_reward", completions, kwargs, SCORE_LEVELS)
     _rows_have("multiply", completions, product=product)
     levels = dict(no_answer_score=no_answer_score, format_score=format_score, correct_score=correct_score)
     return _scores(["multiply"] * len(completions), completions, product, levels)
@@ -120,6 +139,7 @@ def task_reward(
     **kwargs,
 ) -> list[float]:
     """Reward for rows in verl's schema (as `data_gen` writes them): any task, chosen per row."""
+    _only_columns("task_reward", completions, kwargs, OPTIONS)
     _columns_match(completions, data_source=data_source, reward_model=reward_model)
     truths = [_ground_truth_of(row) for row in reward_model]
     levels = dict(
