@@ -27,10 +27,14 @@ cost either way; benchmarks/gpu_check.py times the options on a GPU.
 
 from __future__ import annotations
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from typing import TYPE_CHECKING
 
-from tinyzero.recipe import CheckError
-from tinyzero.train.memory import ModelShape, micro_batches
+from tinyzero.train.memory import ModelShape
+
+# The cost functions import without a config library (benchmarks/gpu_check.py uses them with torch
+# and transformers only): what comes from omegaconf, verl or tinyzero.recipe is imported where used.
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 FLASH = "flash_attention_2"
 CHOICES = ("auto", FLASH, "sdpa", "eager")
@@ -68,6 +72,8 @@ def _packed_passes(config: DictConfig, with_critic: bool, dense: set[str]) -> di
     """The passes whose models attend densely (kernel in `dense`) over packed micro-batches."""
     from verl.trainer.ppo.utils import need_reference_policy
 
+    from tinyzero.train.memory import micro_batches
+
     kernels = {key: section.override_config.attn_implementation for key, _, section in _sections(config, with_critic)}
     users = {"update": "actor_rollout_ref.model", "log_prob": "actor_rollout_ref.model", "critic": "critic.model"}
     if need_reference_policy(config):
@@ -79,6 +85,8 @@ def _packed_passes(config: DictConfig, with_critic: bool, dense: set[str]) -> di
 def packing_cost(config: DictConfig, with_critic: bool, shape: ModelShape | None, lower: bool) -> str:
     """What dense attention over packed micro-batches costs; with `lower`, first lower the budgets
     over dense_budget(). Returns the plan's clause ('' when nothing is packed densely)."""
+    from omegaconf import OmegaConf, open_dict
+
     from tinyzero.train.checks import max_sequence_length
 
     passes = _packed_passes(config, with_critic, {"sdpa", "eager"})
@@ -116,6 +124,10 @@ def apply_attention(config: DictConfig, with_critic: bool, import_error: str | N
     token budgets); return the plan's line. `import_error`: why `flash_attn` does not import where
     the models run (tinyzero.train.cluster's probe), None when it does; `shape` is the model's, for
     the cost of dense attention."""
+    from omegaconf import open_dict
+
+    from tinyzero.recipe import CheckError
+
     choice = str(config.attention)
     if choice not in CHOICES:
         raise CheckError(f"attention={choice!r}: use one of {', '.join(CHOICES)}")
