@@ -4,17 +4,26 @@ downloaded; torch and transformers are all it needs, plus omegaconf for the eval
     python benchmarks/gpu_check.py           # one GPU: the 3B shape, a few minutes on an H200
     python benchmarks/gpu_check.py --smoke   # a tiny shape on CPU, to check the script itself
 
-1. Training memory. The actor as verl builds it (fp32 weights under FSDP2 with bf16 compute,
-   gradient checkpointing, AdamW) and the bf16 reference beside it, on one GPU (world size 1):
-   one update at the flagship's token budget (16,384 packed tokens per micro-batch, log-probs
-   computed row by row as verl does without flash-attn, a KL term against the reference), then the
-   old-log-prob pass with the entropy (torch.compile'd, as verl's default). Peak memory of each
-   is set against tinyzero.train.memory's estimate for the same settings (1 GPU, no vLLM, no
+1. Training memory, with the recipes' own strategy as verl 0.9.1 builds it
+   (verl/workers/engine/fsdp/transformer_impl.py 400-447): FSDP1 with a unit per decoder layer and
+   bf16 compute; the actor in fp32 with gradient checkpointing and AdamW; the reference in bf16
+   with `CPUOffload(offload_params=True)`, its parameters on the CPU (on a CUDA device; on the CPU
+   of the smoke run it is there anyway). On one GPU (world size 1): the reference's log-probs, one
+   update at the flagship's token budget (16,384 packed tokens per micro-batch, log-probs computed
+   row by row as verl does without flash-attn, a KL term against the reference's), then the
+   old-log-prob pass with the entropy (torch.compile'd, as verl's default). Peak memory of each is
+   set against tinyzero.train.memory's estimate for the same settings (1 GPU, no vLLM, no
    overhead term).
 2. Attention kernels in bf16: log-probabilities of one padded batch with sdpa and with eager
    attention, and sdpa on the same sequences packed without padding (the positions restart per
    sequence, as verl's use_remove_padding feeds them).
-3. The transformers eval backend (tinyzero.eval's HFGenerator, as benchmarks/bench_eval.py runs
+3. Attention options timed (tinyzero.train.attention): forward and backward of the same sequences
+   (response lengths spread from 20 to 1024 tokens) in micro-batches as verl builds them: sdpa
+   packed at verl's 16,384-token budget (`attention=sdpa`), sdpa packed at the budget `auto`
+   lowers it to without flash-attn, sdpa padded (`use_remove_padding=false`), and on a GPU
+   flash-attention 2 packed when flash-attn imports and flex attention packed (transformers
+   compiles it once per packed length; timed after that).
+4. The transformers eval backend (tinyzero.eval's HFGenerator, as benchmarks/bench_eval.py runs
    it): generation tokens per second at two batch sizes.
 
 It prints one table; estimate rows more than 15% off are marked. Random weights make
@@ -36,6 +45,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]  # tinyzero from this checkout; bench_eval beside this file
 
+from tinyzero.train.attention import dense_budget  # noqa: E402
 from tinyzero.train.memory import GIB, QWEN25_SHAPES, FsdpModel, MemorySettings, ModelShape, estimate  # noqa: E402
 
 FLAGSHIP_TOKENS = 16384  # actor_rollout_ref.actor.ppo_max_token_len_per_gpu in conf/train.yaml
@@ -150,42 +160,53 @@ def init_process_group(device) -> None:
     torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
+def fsdp1(model, device, cpu_offload: bool):
+    """FSDP1 as verl's engine wraps the recipes' models: a unit per decoder layer, bf16 compute,
+    fp32 gradient reduction; the reference (forward-only) with its parameters on the CPU."""
+    import functools
+
+    import torch
+    from torch.distributed.fsdp import CPUOffload, MixedPrecision
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+    from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
+    from transformers.models.qwen2.modeling_qwen2 import Qwen2DecoderLayer
+
+    return FSDP(
+        model,
+        auto_wrap_policy=functools.partial(transformer_auto_wrap_policy, transformer_layer_cls={Qwen2DecoderLayer}),
+        mixed_precision=MixedPrecision(param_dtype=torch.bfloat16, reduce_dtype=torch.float32, buffer_dtype=torch.float32),
+        device_id=device,
+        cpu_offload=CPUOffload(offload_params=True) if cpu_offload else None,
+    )
+
+
 def check_training(table: Table, shape: ModelShape, tokens: int, sequence: int, device, compile_entropy: bool) -> None:
     import torch
-    from torch.distributed.device_mesh import init_device_mesh
-
-    try:
-        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-    except ImportError:  # torch < 2.6 keeps FSDP2 here
-        from torch.distributed._composable.fsdp import MixedPrecisionPolicy, fully_shard
     from transformers import Qwen2ForCausalLM
 
     memory = Memory(device)
-    mesh = init_device_mesh(device.type, (1,))
-    bf16_compute = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
-
-    def sharded(model):
-        for layer in model.model.layers:
-            fully_shard(layer, mesh=mesh, mp_policy=bf16_compute)
-        return fully_shard(model, mesh=mesh, mp_policy=bf16_compute)
-
+    offload = device.type == "cuda"  # FSDP1 pins the offloaded parameters, which needs an accelerator
     torch.manual_seed(0)
     config = qwen2_config(shape, "sdpa")
-    with torch.device(device):
-        actor = Qwen2ForCausalLM(config)  # fp32: actor_rollout_ref.actor.fsdp_config.model_dtype
-        reference = Qwen2ForCausalLM(config).to(torch.bfloat16)  # ref.fsdp_config.model_dtype: bf16 (conf/train.yaml)
+    actor = Qwen2ForCausalLM(config)  # fp32: actor_rollout_ref.actor.fsdp_config.model_dtype
+    reference = Qwen2ForCausalLM(config).to(torch.bfloat16)  # ref.fsdp_config.model_dtype: bf16 (conf/train.yaml)
     actor.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    actor, reference = sharded(actor), sharded(reference.eval())
+    actor = fsdp1(actor.to(device), device, cpu_offload=False)
+    reference = fsdp1(reference.eval(), device, cpu_offload=offload)
     optimizer = torch.optim.AdamW(actor.parameters(), lr=1e-6, weight_decay=0.01)
     ids, positions = packed_batch(tokens, sequence, shape.vocab_size, device)
     labels = torch.roll(ids, -1, dims=1)[0]
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
+    def reference_pass():  # verl's compute_ref_log_prob
+        with torch.no_grad(), autocast:
+            return token_log_probs(reference(input_ids=ids, position_ids=positions).logits[0], labels)
+
+    reference_log_probs = reference_pass()
+
     # One update: the policy-gradient loss with a KL term against the reference, as GRPO's.
     memory.reset()
     start = time.perf_counter()
-    with torch.no_grad(), autocast:
-        reference_log_probs = token_log_probs(reference(input_ids=ids, position_ids=positions).logits[0], labels)
     with autocast:
         log_probs = token_log_probs(actor(input_ids=ids, position_ids=positions).logits[0], labels)
         advantages = torch.randn_like(log_probs)
@@ -196,8 +217,11 @@ def check_training(table: Table, shape: ModelShape, tokens: int, sequence: int, 
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     update_peak, update_seconds = memory.peak(), time.perf_counter() - start
-    state = memory.now()
     del log_probs, ratio, kl, loss, reference_log_probs
+    state = memory.now()
+    memory.reset()  # again, now that the actor's state is complete (Adam's moments exist after a step)
+    reference_pass()
+    reference_peak = memory.peak()
 
     # The old log-probs with the entropy (no gradient), verl's compute_log_prob of each step.
     entropy_fn = torch.compile(entropy, dynamic=True) if compile_entropy else entropy
@@ -210,14 +234,16 @@ def check_training(table: Table, shape: ModelShape, tokens: int, sequence: int, 
     assert torch.isfinite(old_log_probs).all() and torch.isfinite(old_entropy).all()
 
     settings = MemorySettings(
-        n_gpus=1, actor=FsdpModel(4, trainable=True), reference=FsdpModel(2, trainable=False), critic=None,
-        update_tokens=tokens, log_prob_tokens=tokens, critic_tokens=0, gradient_checkpointing=True,
-        entropy_fused=compile_entropy, vllm_share=0.0,
+        n_gpus=1, actor=FsdpModel(4, trainable=True), reference=FsdpModel(2, trainable=False, cpu_offload=offload),
+        critic=None, update_tokens=tokens, log_prob_tokens=tokens, critic_tokens=0, reference_tokens=tokens,
+        gradient_checkpointing=True, entropy_fused=compile_entropy, vllm_share=0.0,
     )
     gpu_gib = torch.cuda.get_device_properties(device).total_memory / GIB if device.type == "cuda" else 1.0
     expected = estimate(settings, shape, gpu_gib)
-    table.add("training state after the update (actor fp32 + Adam, reference bf16)",
+    table.add("training state after the update (actor fp32 + Adam; reference bf16 on the CPU)",
               *against(state, expected.state_gib))
+    table.add(f"reference log-probs peak at {tokens} tokens (FSDP1, parameters offloaded)",
+              *against(reference_peak, expected.state_gib + expected.reference_gib))
     table.add(f"update peak at {tokens} tokens (state + gradients + activations)",
               *against(update_peak, expected.state_gib + expected.grads_gib + expected.activations_gib))
     table.add(f"old log-probs + entropy peak at {tokens} tokens",
@@ -228,6 +254,107 @@ def check_training(table: Table, shape: ModelShape, tokens: int, sequence: int, 
     table.add("update time / old-log-prob time", f"{update_seconds:.1f} s / {log_prob_seconds:.1f} s",
               "", "entropy compiled" if compile_entropy else "entropy eager")
     del actor, reference, optimizer, logits, old_log_probs, old_entropy
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def response_lengths(total: int, prompt: int, longest: int) -> list[int]:
+    """Sequence lengths summing to about `total`: a prompt and a response spread evenly from 20
+    tokens to the response limit (R1-Zero responses range that widely)."""
+    lengths, step = [], 0
+    while sum(lengths) < total:
+        lengths.append(prompt + 20 + (step * 397) % max(longest - 19, 1))
+        step += 1
+    return lengths
+
+
+def micro_batches_of(lengths: list[int], budget: int) -> list[list[int]]:
+    """Consecutive sequences up to `budget` real tokens per micro-batch (verl's dynamic batch sizes)."""
+    batches, current = [], []
+    for length in lengths:
+        if current and sum(current) + length > budget:
+            batches.append(current)
+            current = []
+        current.append(length)
+    return batches + ([current] if current else [])
+
+
+def timed_pass(model, batches: list[list[int]], packed: bool, vocab: int, device) -> float:
+    """Forward and backward over every micro-batch, as verl's update runs them; seconds."""
+    import torch
+
+    start = time.perf_counter()
+    for lengths in batches:
+        if packed:
+            ids = torch.randint(8, vocab, (1, sum(lengths)), device=device)
+            positions = torch.cat([torch.arange(length, device=device) for length in lengths]).unsqueeze(0)
+            logits = model(input_ids=ids, position_ids=positions).logits[0]
+            log_probs = token_log_probs(logits, torch.roll(ids, -1, dims=1)[0])  # verl: row by row, per token
+        else:
+            ids = torch.randint(8, vocab, (len(lengths), max(lengths)), device=device)
+            mask = torch.zeros_like(ids)
+            for row, length in enumerate(lengths):
+                mask[row, :length] = 1
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            labels = torch.roll(ids, -1, dims=1)
+            log_probs = torch.stack([torch.log_softmax(row, dim=-1).gather(-1, label.unsqueeze(-1)).squeeze(-1)
+                                     for row, label in zip(logits, labels)])[mask.bool()]  # verl: row by row, per sequence
+        (-log_probs.float().mean()).backward()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def check_attention_speed(table: Table, shape: ModelShape, budget: int, sequence: int, total: int, device) -> None:
+    """The attention options of tinyzero.train.attention on the same sequences (about `total`
+    tokens), bf16, gradient checkpointing on, as the actor's update runs."""
+    import torch
+    from transformers import Qwen2ForCausalLM
+
+    lowered = dense_budget(shape, sequence)
+    lengths = response_lengths(total, 200 if sequence > 400 else sequence // 5, sequence - 200 if sequence > 400
+                               else sequence - sequence // 5)
+    tokens = sum(lengths)
+    options = [("sdpa", True, budget, "attention=sdpa"), ("sdpa", True, lowered, "attention=auto without flash-attn"),
+               ("sdpa", False, budget, "use_remove_padding=false")]
+    if device.type == "cuda":
+        try:
+            import flash_attn  # noqa: F401
+
+            options.append(("flash_attention_2", True, budget, "attention=auto with flash-attn"))
+        except Exception as error:  # ImportError, or OSError from a build for another CUDA
+            table.add("attention time: flash_attention_2", "not measured", "", f"flash-attn does not import: {error}")
+        options.append(("flex_attention", True, budget, "not a tinyzero choice yet; compiled per packed length"))
+    torch.manual_seed(2)
+    with torch.device(device):
+        model = Qwen2ForCausalLM(qwen2_config(shape, "sdpa")).to(torch.bfloat16)
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    memory = Memory(device)
+    results = []
+    for kernel, packed, tokens_per_batch, note in options:
+        use_kernel(model, kernel)
+        batches = micro_batches_of(lengths, tokens_per_batch)
+        try:  # warm-up: kernels, the allocator, flex attention's compilation (one per packed length)
+            timed_pass(model, batches[:1] if kernel != "flex_attention" else batches, packed, shape.vocab_size, device)
+            model.zero_grad(set_to_none=True)
+            memory.reset()
+            seconds = timed_pass(model, batches, packed, shape.vocab_size, device)
+        except Exception as error:  # e.g. flex attention not compiling here: said, not fatal
+            table.add(f"attention time: {kernel}", "failed", "", f"{type(error).__name__}: {str(error)[:200]}")
+            continue
+        finally:
+            model.zero_grad(set_to_none=True)
+        peak = memory.peak()
+        layout = "packed" if packed else "padded"
+        results.append((f"attention time: {kernel} {layout}, {tokens_per_batch}-token micro-batches", seconds,
+                        f"{len(batches)} micro-batches, peak {gib(peak)}; {note}" if peak is not None else
+                        f"{len(batches)} micro-batches; {note}"))
+    fastest = min(seconds for _, seconds, _ in results)
+    for row, seconds, note in results:
+        table.add(row, f"{seconds:.2f} s", f"x{seconds / fastest:.2f} the fastest",
+                  f"{tokens:,} tokens forward + backward, {note}")
+    del model
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -332,6 +459,7 @@ def main() -> None:
         check_training(table, shape, tokens, sequence, device, compile_entropy)
     finally:
         torch.distributed.destroy_process_group()
+    check_attention_speed(table, shape, tokens, sequence, tokens if args.smoke else 2 * tokens, device)
     with tempfile.TemporaryDirectory() as folder:
         model_dir = Path(folder) / "model"
         check_attention(table, shape, lengths, device, model_dir)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tinyzero.recipe import CheckError, compose
-from tinyzero.train import attention
+from tinyzero.train import attention, memory
 
 NO_FLASH = "ModuleNotFoundError: No module named 'flash_attn'"
 
@@ -23,12 +23,47 @@ def test_auto_is_sdpa_without_flash_attn_and_flash_attention_2_with_it():
     without = compose(["+recipe=countdown_3b", "algorithm.adv_estimator=gae"])
     line = attention.apply_attention(without, with_critic=True, import_error=NO_FLASH)
     assert kernels(without) == ("sdpa", "sdpa")
-    assert line.startswith("actor and reference sdpa, critic sdpa (flash-attn does not import") and "pip install flash-attn" in line
+    assert line.startswith("actor and reference sdpa, critic sdpa (flash-attn does not import; flash-attn has no wheel on PyPI")
+    assert "pip install flash-attn --no-build-isolation" in line and "CUDA toolkit" in line
     with_flash = compose(["+recipe=countdown_3b"])
     assert attention.apply_attention(with_flash, with_critic=False, import_error=None) == (
         "actor and reference flash_attention_2 (flash-attn imports)"
     )
     assert kernels(with_flash) == ("flash_attention_2", None)  # GRPO: no critic to configure
+
+
+SHAPE_3B = memory.QWEN25_SHAPES["qwen2.5-3b"]
+
+
+def test_auto_without_flash_attn_lowers_the_packed_budgets_and_says_the_cost():
+    """sdpa attends densely over a whole packed micro-batch: auto keeps packing at budgets where
+    that adds at most DENSE_ATTENTION_SHARE of the linear layers' FLOPs."""
+    config = compose(["+recipe=countdown_3b", "algorithm.adv_estimator=gae"])
+    line = attention.apply_attention(config, with_critic=True, import_error=NO_FLASH, shape=SHAPE_3B)
+    budget = attention.dense_budget(SHAPE_3B, 256 + 1024)
+    assert budget == 5120 and attention.dense_attention_share(SHAPE_3B, budget) <= attention.DENSE_ATTENTION_SHARE
+    assert attention.dense_attention_share(SHAPE_3B, budget + attention.BUDGET_STEP) > attention.DENSE_ATTENTION_SHARE
+    arr = config.actor_rollout_ref
+    assert (arr.actor.ppo_max_token_len_per_gpu, arr.rollout.log_prob_max_token_len_per_gpu,
+            arr.ref.log_prob_max_token_len_per_gpu, config.critic.ppo_infer_max_token_len_per_gpu) == (budget,) * 4
+    assert {batch.tokens for batch in memory.micro_batches(config).values()} == {budget}  # what the estimate reads
+    assert "actor_rollout_ref.actor.ppo_max_token_len_per_gpu 16384 -> 5120" in line
+    assert "critic.ppo_infer_max_token_len_per_gpu 32768 -> 5120" in line
+    assert "+24% on the linear layers' FLOPs (flash-attn's per-sequence attention 3%; at 32768 tokens +157%)" in line
+
+
+def test_sdpa_chosen_keeps_the_budgets_and_padded_batches_cost_nothing_dense():
+    chosen = compose(["+recipe=countdown_3b", "attention=sdpa"])
+    line = attention.apply_attention(chosen, with_critic=False, import_error=NO_FLASH, shape=SHAPE_3B)
+    assert chosen.actor_rollout_ref.actor.ppo_max_token_len_per_gpu == 16384
+    assert line.endswith("+78% on the linear layers' FLOPs at 16384 tokens (flash-attn's per-sequence attention 3%); "
+                         "attention=auto lowers the token budgets to 5120")
+    padded = compose(["+recipe=countdown_3b", "actor_rollout_ref.model.use_remove_padding=false"])
+    line = attention.apply_attention(padded, with_critic=False, import_error=NO_FLASH, shape=SHAPE_3B)
+    assert padded.actor_rollout_ref.actor.ppo_max_token_len_per_gpu == 16384 and "densely" not in line
+    unknown = compose(["+recipe=countdown_3b"])
+    line = attention.apply_attention(unknown, with_critic=False, import_error=NO_FLASH, shape=None)
+    assert unknown.actor_rollout_ref.actor.ppo_max_token_len_per_gpu == 16384 and "cost not estimated" in line
 
 
 def test_explicit_choices_and_verl_keys():

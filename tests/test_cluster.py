@@ -97,6 +97,13 @@ def test_nvidia_gpus_torch_cannot_see_are_explained(cuda, visible, driver, expec
     assert note.startswith("2 NVIDIA GPU(s) are present (nvidia-smi -L) but torch 2.11.0 sees none") and expected in note
 
 
+def test_the_old_driver_remedy_is_one_that_works_with_vllms_cuda_13_wheel():
+    note = cluster.explain_unseen_gpus(2, "nvidia-smi -L", "2.11.0", "13.0", None, "570.86.15")
+    assert "A torch for an older CUDA alone does not help" in note and "libnvrtc.so.13" in note
+    for remedy in ("driver to R580 or newer", "forward-compatibility package", "vLLM's CUDA 12 build with the torch"):
+        assert remedy in note
+
+
 def test_no_note_without_nvidia_gpus():
     assert cluster.nvidia_devices()[0] == 0  # this machine has none
     assert cluster.cuda_mismatch_note() is None

@@ -12,11 +12,15 @@ def test_smoke_run_prints_every_row():
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     for row in (
-        "training state after the update",
+        "training state after the update (actor fp32 + Adam; reference bf16 on the CPU)",
+        "reference log-probs peak at 384 tokens (FSDP1, parameters offloaded)",
         "update peak at 384 tokens",
         "old log-probs + entropy peak at 384 tokens",
         "sdpa vs eager log-probs (bf16), max |diff|",
         "packed sdpa vs padded sdpa (bf16), max |diff|",
+        "attention time: sdpa packed, 384-token micro-batches",
+        "attention time: sdpa packed, 100-token micro-batches",  # the budget auto lowers it to
+        "attention time: sdpa padded, 384-token micro-batches",
         "eval tokens/s (transformers backend, batch 2)",
     ):
         assert row in out, out

@@ -16,9 +16,21 @@ def flagship(*overrides, gpu_gib=139.0):
     return memory.estimate_memory(compose(["+recipe=countdown_3b", *overrides]), SHAPE, gpu_gib)
 
 
-def test_reference_dtype_is_read():
+def test_the_reference_waits_on_the_cpu_and_comes_to_the_gpu_one_unit_at_a_time():
+    """verl offloads the forward-only reference to the CPU under FSDP1 (the recipes') and FSDP2
+    alike (verl/workers/engine/fsdp/transformer_impl.py 432-433, 459-463)."""
     bf16, fp32 = flagship(), flagship("actor_rollout_ref.ref.fsdp_config.model_dtype=fp32")
-    assert fp32.state_gib - bf16.state_gib == pytest.approx(SHAPE.n_params * 2 / 2 / memory.GIB)  # 2 bytes more, 2 GPUs
+    actor_only = SHAPE.n_params * (4 + 8) / 2 / memory.GIB  # fp32 weights and Adam moments over 2 GPUs
+    assert bf16.state_gib == pytest.approx(actor_only) == bf16.resident_during_rollout_gib
+    assert fp32.state_gib == bf16.state_gib  # its dtype moves only what it gathers during its own pass
+    gathered = (SHAPE.root_params + 2 * SHAPE.layer_params) * 2 / memory.GIB  # 2 bytes more a parameter
+    assert fp32.reference_gib - bf16.reference_gib == pytest.approx(gathered)
+    assert bf16.reference_peak_gib < bf16.log_prob_peak_gib  # no entropy: the actor's pass is the larger
+    longer = flagship("actor_rollout_ref.ref.log_prob_max_token_len_per_gpu=65536", gpu_gib=45.0)
+    assert longer.reference_tokens == 65536 and longer.reference_peak_gib > longer.log_prob_peak_gib
+    with pytest.raises(CheckError, match=r"(?s)reference's log-probs.*actor_rollout_ref\.ref\.log_prob_max_token_len_per_gpu"):
+        memory.check_memory(longer)
+    assert "reference log-probs" in bf16.summary()
 
 
 def test_weight_sync_holds_vllm_weights_and_the_bucket_beside_the_resident_state():
@@ -48,11 +60,15 @@ def test_old_log_probs_with_entropy_at_their_own_budget():
 
 
 def test_the_critic_runs_at_its_own_token_budget():
+    """verl 0.9.1's trainer sizes the critic's micro-batches by critic.ppo_infer_max_token_len_per_gpu
+    (trainer/ppo/v1/trainer_base.py 266-268), not by critic.ppo_max_token_len_per_gpu."""
     grpo, ppo = flagship(), flagship("algorithm.adv_estimator=gae")
     assert grpo.critic_tokens is None and grpo.critic_update_peak_gib == 0
     assert ppo.critic_tokens == 32768 and ppo.critic_activations_gib > 0  # verl's critic default, twice the actor's
-    smaller = flagship("algorithm.adv_estimator=gae", "critic.ppo_max_token_len_per_gpu=8192")
-    assert smaller.critic_update_peak_gib < ppo.critic_update_peak_gib
+    smaller = flagship("algorithm.adv_estimator=gae", "+critic.ppo_infer_max_token_len_per_gpu=8192")
+    assert smaller.critic_tokens == 8192 and smaller.critic_update_peak_gib < ppo.critic_update_peak_gib
+    unread = flagship("algorithm.adv_estimator=gae", "critic.ppo_max_token_len_per_gpu=8192")
+    assert unread.critic_tokens == 32768
     assert "critic update" in ppo.summary() and "critic update" not in grpo.summary()
 
 

@@ -3,9 +3,13 @@
 verl 0.9.1 registers only nvidia, huawei and amd platforms and falls back to nvidia when none is
 found (verl/plugin/platform/platform_manager.py 113-117, 172-174). Importing this module (verl
 does, through tinyzero.platforms.verl_plugin, verl/__init__.py 55-75) registers `cpu` in verl's
-`PlatformRegistry`. verl probes the registered platforms in order and this one says it is
-available only when none of the others is, so a GPU machine never gets it; `VERL_PLATFORM=cpu`
-forces it.
+`PlatformRegistry`. verl probes the registered platforms in order; this one says it is available
+only when torch has no CUDA or ROCm build and no other platform is available. "No other platform"
+alone is not enough: verl's CUDA probe answers False when `nvidia-smi` is missing
+(verl/plugin/platform/platform_cuda.py 48-67), in a GPU container without it or in the CPU-only
+processes of a Ray head without GPUs, and verl's fallback to nvidia is then the right answer.
+`VERL_PLATFORM=cpu` forces the CPU platform; the launch refuses it where torch sees GPUs
+(tinyzero.train.cluster.check_platform).
 
 What a CPU run needs besides this class:
 - Ray must offer logical GPUs: verl places its workers with `use_gpu=True` and counts only
@@ -106,7 +110,7 @@ class PlatformCPU(PlatformBase):
         return True
 
     def is_platform_available(self, use_smi_check: bool = False) -> bool:
-        return not accelerator_available(use_smi_check)
+        return no_accelerator(use_smi_check)
 
     def current_device(self) -> str:
         # verl passes this as `device=` (utils/fsdp_utils.py 507 and others): an int means an
@@ -174,6 +178,21 @@ class PlatformCPU(PlatformBase):
         return None
 
 
+def torch_accelerator_build() -> str | None:
+    """The accelerator this torch is built for ("CUDA 13.0", "ROCm 6.4"), None for a CPU build."""
+    if torch.version.cuda:
+        return f"CUDA {torch.version.cuda}"
+    if getattr(torch.version, "hip", None):
+        return f"ROCm {torch.version.hip}"
+    return None
+
+
+def no_accelerator(use_smi_check: bool = True) -> bool:
+    """Where verl finds this platform available: torch built for no accelerator, and no other
+    registered platform available."""
+    return torch_accelerator_build() is None and not accelerator_available(use_smi_check)
+
+
 def accelerator_available(use_smi_check: bool = True) -> bool:
     """Whether any other registered verl platform (an accelerator) is available here."""
     for name in PlatformRegistry.registered_names():
@@ -191,7 +210,7 @@ def accelerator_available(use_smi_check: bool = True) -> bool:
 def cpu_platform_chosen() -> bool:
     """Whether verl will choose this platform in this process (mirrors platform_manager's detection)."""
     forced = os.environ.get("VERL_PLATFORM", "").strip().lower()
-    return forced == NAME if forced else not accelerator_available()
+    return forced == NAME if forced else no_accelerator()
 
 
 def register_rollout() -> None:

@@ -5,8 +5,9 @@ The story of a launch, top to bottom:
    one recipe (recipes/NAME.yaml, found by tinyzero.recipe) and the command line.
 2. The checks (tinyzero.train.checks, .memory, .cluster) catch unknown keys, misspelt names (algorithm,
    rollout engine, logger), a bad model path, batch sizes that do not divide, too few GPUs or CPUs,
-   a cluster node without tinyzero and a run that cannot fit in memory, each naming the key to
-   change. The launch settles what verl leaves to it: the attention kernel (.attention), the stop at
+   a cluster node without tinyzero (or its verl plugin, or the shared storage), the CPU platform on
+   a machine with GPUs, no C compiler where something compiles and a run that cannot fit in
+   memory, each naming the key to change. The launch settles what verl leaves to it: the attention kernel (.attention), the stop at
    `</answer>` and vLLM's concurrency (.rollout), TransferQueue's storage units (.cluster).
 3. The task's parquet files are generated when missing, under a folder keyed by the task config.
    A recipe with a `priming` block then primes the base model on supervised traces (verl's SFT
@@ -330,6 +331,7 @@ def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
     checks.check_unknown_keys(config, checks.reference_config())
     checks.check_names(config)
     replay.check_sampler(config)
+    platform = cluster.check_platform()  # tinyzero's verl plugin loaded; the CPU platform only without GPUs
     model_note = prepare_tiny_model(config)
     shape = memory.check_model(str(config.actor_rollout_ref.model.path))
     # Keys left null for the launch to size, filled before verl validates the config.
@@ -342,7 +344,8 @@ def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
     platform_line = cpu.check_cpu_run(config) if cpu_run else None
     precision_line = cpu.settle_precision(config) if cpu_run else None
     machines = cluster.find_machines(config, address, inventory.count)
-    attention_line = attention.apply_attention(config, checks.uses_critic(config), machines.flash_attn_error)
+    attention_line = attention.apply_attention(config, checks.uses_critic(config), machines.flash_attn_error, shape)
+    compiler = reported(lambda: cluster.check_compiler(config, machines, cpu_run), dry_run)
     gpus = reported(lambda: checks.check_gpus(config, inventory), dry_run)
     cpus = reported(lambda: cluster.check_cpus(config, machines), dry_run)
     nodes = cluster.check_nodes(machines)
@@ -367,6 +370,7 @@ def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
             config.ray_kwargs.ray_init.address = address
     checks_report = [f"check: batch   {batch}", f"check: GPUs    {gpus}", f"check: CPUs    {cpus}"]
     checks_report += [f"check: nodes   {nodes}", f"check: memory  {fit}"]
+    checks_report += [f"check: platform {platform}", f"check: compiler {compiler}"]
     checks_report += [f"check: data    {note}" for note in data_notes]
     plan = plan_lines(config, inventory, memory_line, rows, attention_line, rollout_line, platform_line, precision_line,
                       problems_line(config))

@@ -44,14 +44,29 @@ class ModelShape:
     source: str  # where the shape came from
 
     @property
-    def n_params(self) -> int:
+    def layer_params(self) -> int:
+        """One decoder layer's parameters (FSDP's unit: verl wraps each layer)."""
         h, head_dim = self.hidden_size, self.hidden_size // self.num_heads
         kv = self.num_kv_heads * head_dim
         attention = 2 * h * h + 2 * h * kv + h + 2 * kv  # q, o, k, v weights and q/k/v biases (Qwen2)
         mlp = 3 * h * self.intermediate_size  # gate, up, down
-        per_layer = attention + mlp + 2 * h  # two RMSNorms
-        embeddings = self.vocab_size * h * (1 if self.tie_word_embeddings else 2)
-        return self.num_layers * per_layer + embeddings + h
+        return attention + mlp + 2 * h  # two RMSNorms
+
+    @property
+    def n_params(self) -> int:
+        embeddings = self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
+        return self.num_layers * self.layer_params + embeddings + self.hidden_size
+
+    @property
+    def matmul_params(self) -> int:
+        """The weights each token is multiplied through: every layer and the output head (the
+        embedding lookup costs nothing); a forward pass costs about 2 FLOPs per weight per token."""
+        return self.num_layers * self.layer_params + self.vocab_size * self.hidden_size
+
+    @property
+    def root_params(self) -> int:
+        """What FSDP's root unit holds beside the wrapped layers: embeddings, output head, last norm."""
+        return self.n_params - self.num_layers * self.layer_params
 
 
 def _qwen25(h, layers, inter, heads, kv, vocab, tie, name):
@@ -139,20 +154,31 @@ UPDATE_LOGIT_BYTES = 8
 # fp32 temporary when verl's torch.compile or chunking fuses the entropy, two (softmax and
 # product) when neither does (verl/workers/engine/fsdp/transformer_impl.py 178-187, 1397-1405).
 LOG_PROB_LOGIT_BYTES = {True: 6, False: 10}
+# ... in the reference's pass, which computes log-probs only (no entropy): its bf16 logits; verl
+# takes the log-softmax one row at a time without flash-attn (utils/torch_functional.py 173-198).
+REFERENCE_LOGIT_BYTES = 2
 
 
 @dataclass(frozen=True)
 class FsdpModel:
     """One model's FSDP state: parameters stored in `param_bytes` each, and gradients plus fp32
-    Adam moments when it trains."""
+    Adam moments when it trains.
+
+    `cpu_offload`: verl keeps a forward-only model's parameters (the reference policy's) on the CPU
+    under both FSDP strategies, FSDP1's `CPUOffload(offload_params=True)` and FSDP2's
+    `CPUOffloadPolicy` (verl/workers/engine/fsdp/transformer_impl.py 432-433, 459-463), and brings
+    them to the GPU one FSDP unit at a time while it computes."""
 
     param_bytes: int
     trainable: bool
     param_offload: bool = False
     optimizer_offload: bool = False
+    cpu_offload: bool = False
 
     def state_bytes(self, n_params: int) -> float:
-        """Parameters and Adam moments, on the GPU while this engine computes."""
+        """Parameters and Adam moments on the GPU while the training engines compute."""
+        if self.cpu_offload:
+            return 0.0
         return n_params * (self.param_bytes + (8 if self.trainable else 0))
 
     def grad_bytes(self, n_params: int) -> float:
@@ -160,9 +186,17 @@ class FsdpModel:
 
     def resident_bytes(self, n_params: int) -> float:
         """What stays on the GPU while vLLM generates (verl offloads only what the flags say)."""
+        if self.cpu_offload:
+            return 0.0
         params = 0 if self.param_offload else n_params * self.param_bytes
         adam = 0 if (self.optimizer_offload or not self.trainable) else n_params * 8
         return params + adam
+
+    def gathered_bytes(self, shape: ModelShape) -> float:
+        """An offloaded model's parameters on the GPU while it computes: FSDP's root unit (kept
+        gathered through the forward) and two decoder layers (the one computing and the next),
+        unsharded."""
+        return (shape.root_params + 2 * shape.layer_params) * self.param_bytes if self.cpu_offload else 0.0
 
 
 @dataclass(frozen=True)
@@ -177,6 +211,7 @@ class MemorySettings:
     update_tokens: int  # actor tokens per micro-batch in an update
     log_prob_tokens: int  # tokens per micro-batch when the old log-probs (with entropy) are computed
     critic_tokens: int  # critic tokens per micro-batch in its update
+    reference_tokens: int = 0  # tokens per micro-batch of the reference's log-probs
     gradient_checkpointing: bool = True
     critic_gradient_checkpointing: bool = True
     entropy_fused: bool = True  # verl's torch.compile (default) or chunking fuses the entropy
@@ -191,12 +226,13 @@ class MemoryEstimate:
     """Peak memory on one GPU, in GiB, in each phase of a step (the engines take turns on the GPUs)."""
 
     gpu_gib: float
-    state_gib: float  # parameters and Adam moments of actor, reference and critic (FSDP shards)
+    state_gib: float  # parameters and Adam moments on the GPU: actor and critic (FSDP shards); the reference is on the CPU
     grads_gib: float  # the actor's gradients, during its update
     critic_grads_gib: float
     activations_gib: float  # the actor's update at its micro-batch, with the logits
     critic_activations_gib: float  # the critic's update at its own token budget (no vocabulary logits)
     log_prob_gib: float  # the old-log-prob pass: logits and entropy at its token budget
+    reference_gib: float  # the reference's log-prob pass: its gathered units, activations and logits
     resident_during_rollout_gib: float  # the training state that stays on the GPU while vLLM runs
     vllm_gib: float  # gpu_memory_utilization x GPU memory: vLLM's weights and KV cache
     vllm_asleep_gib: float  # what vLLM keeps while the policy trains
@@ -206,6 +242,7 @@ class MemoryEstimate:
     tokens_per_micro_batch: int
     log_prob_tokens: int
     critic_tokens: int | None  # None without a critic
+    reference_tokens: int | None  # None without a reference
 
     @property
     def training_state_gib(self) -> float:
@@ -227,8 +264,14 @@ class MemoryEstimate:
         return self.state_gib + self.log_prob_gib + self.vllm_asleep_gib + self.overhead_gib
 
     @property
+    def reference_peak_gib(self) -> float:
+        if self.reference_tokens is None:
+            return 0.0
+        return self.state_gib + self.reference_gib + self.vllm_asleep_gib + self.overhead_gib
+
+    @property
     def training_peak_gib(self) -> float:
-        return max(self.update_peak_gib, self.critic_update_peak_gib, self.log_prob_peak_gib)
+        return max(self.update_peak_gib, self.critic_update_peak_gib, self.log_prob_peak_gib, self.reference_peak_gib)
 
     @property
     def weight_sync_peak_gib(self) -> float:
@@ -249,11 +292,15 @@ class MemoryEstimate:
             f"; critic update {self.critic_update_peak_gib:.1f} (activations {self.critic_activations_gib:.1f} at "
             f"{self.critic_tokens} tokens)" if self.critic_tokens is not None else ""
         )
+        reference = (
+            f"; reference log-probs {self.reference_peak_gib:.1f} (its weights on the CPU, {self.reference_gib:.1f} on "
+            f"the GPU at {self.reference_tokens} tokens)" if self.reference_tokens is not None else ""
+        )
         return (
             f"training {self.training_peak_gib:.1f} GiB (update {self.update_peak_gib:.1f}: state {self.state_gib:.1f} + "
             f"gradients {self.grads_gib:.1f} + activations {self.activations_gib:.1f} at {self.tokens_per_micro_batch} "
             f"tokens; old log-probs {self.log_prob_peak_gib:.1f}: logits and entropy {self.log_prob_gib:.1f} at "
-            f"{self.log_prob_tokens} tokens{critic}; each with vLLM asleep {self.vllm_asleep_gib:.1f} + overhead "
+            f"{self.log_prob_tokens} tokens{reference}{critic}; each with vLLM asleep {self.vllm_asleep_gib:.1f} + overhead "
             f"{self.overhead_gib:.0f}); rollout {self.rollout_peak_gib:.1f} GiB (resident state "
             f"{self.resident_during_rollout_gib:.1f} + vLLM {self.vllm_gib:.1f}); weight sync {self.weight_sync_peak_gib:.1f} "
             f"GiB; of {self.gpu_gib:.0f} GiB per GPU"
@@ -269,40 +316,85 @@ def _dtype_bytes(value, key: str) -> int:
         raise CheckError(f"{key}={value!r}: use one of {', '.join(_DTYPE_BYTES)}") from None
 
 
-def _fsdp_model(fsdp, key: str, trainable: bool) -> FsdpModel:
+def _fsdp_model(fsdp, key: str, trainable: bool, forward_only: bool = False) -> FsdpModel:
     return FsdpModel(
         param_bytes=_dtype_bytes(fsdp.get("model_dtype", "fp32"), f"{key}.model_dtype"),
         trainable=trainable,
         param_offload=bool(fsdp.get("param_offload")),
         optimizer_offload=bool(fsdp.get("optimizer_offload")),
+        cpu_offload=forward_only and str(fsdp.get("strategy", "fsdp")) in ("fsdp", "fsdp2"),
     )
+
+
+@dataclass(frozen=True)
+class MicroBatch:
+    """The most tokens one micro-batch of a pass holds, and the verl key that sets it."""
+
+    tokens: int
+    key: str  # the token budget with dynamic batch sizes, else the micro-batch size (sequences)
+    dynamic: bool
+    packed: bool  # use_remove_padding: the micro-batch's sequences are packed into one row
+
+
+CRITIC_BUDGET_KEY = "critic.ppo_infer_max_token_len_per_gpu"
+
+
+def micro_batches(config: DictConfig) -> dict[str, MicroBatch]:
+    """The passes of a step over the sequences, by name (update, log_prob, reference, critic), each
+    with its micro-batch. The critic's is `critic.ppo_infer_max_token_len_per_gpu`, a field of verl's
+    CriticConfig that its YAML leaves out (set it with `+`): verl 0.9.1's trainer gives the critic's
+    engine that budget for its update and its values alike (trainer/ppo/v1/trainer_base.py 266-268),
+    and the engine batches dynamically by default (workers/config/engine.py 100), so
+    critic.ppo_max_token_len_per_gpu is not read."""
+    from omegaconf import OmegaConf
+    from verl.workers.config.critic import CriticConfig
+
+    from tinyzero.train.checks import max_sequence_length
+
+    arr = config.actor_rollout_ref
+    sequence = max_sequence_length(config)
+    packed = bool(arr.model.use_remove_padding)
+
+    def micro_batch(section: str, dynamic: bool, budget_key: str, size_key: str) -> MicroBatch:
+        node = OmegaConf.select(config, section)
+        if dynamic:
+            return MicroBatch(int(node[budget_key]), f"{section}.{budget_key}", True, packed)
+        return MicroBatch(int(node[size_key] or 1) * sequence, f"{section}.{size_key}", False, packed)
+
+    critic_budget = config.critic.get("ppo_infer_max_token_len_per_gpu")
+    if critic_budget is None:
+        critic_budget = CriticConfig.__dataclass_fields__["ppo_infer_max_token_len_per_gpu"].default
+    return {
+        "update": micro_batch("actor_rollout_ref.actor", arr.actor.use_dynamic_bsz, "ppo_max_token_len_per_gpu",
+                              "ppo_micro_batch_size_per_gpu"),
+        "log_prob": micro_batch("actor_rollout_ref.rollout", arr.rollout.log_prob_use_dynamic_bsz,
+                                "log_prob_max_token_len_per_gpu", "log_prob_micro_batch_size_per_gpu"),
+        "reference": micro_batch("actor_rollout_ref.ref", arr.ref.log_prob_use_dynamic_bsz,
+                                 "log_prob_max_token_len_per_gpu", "log_prob_micro_batch_size_per_gpu"),
+        "critic": MicroBatch(int(critic_budget), CRITIC_BUDGET_KEY, True, bool(config.critic.model.use_remove_padding)),
+    }
 
 
 def settings_from_config(config: DictConfig) -> MemorySettings:
     """The values of verl's keys that decide memory, for the estimate."""
     from verl.trainer.ppo.utils import need_reference_policy
 
-    from tinyzero.train.checks import gpus_needed, max_sequence_length, uses_critic
+    from tinyzero.train.checks import gpus_needed, uses_critic
 
     arr = config.actor_rollout_ref
     actor, rollout = arr.actor, arr.rollout
-    sequence = max_sequence_length(config)
-
-    def budget(dynamic: bool, max_tokens, micro_batch) -> int:
-        return int(max_tokens) if dynamic else int(micro_batch or 1) * sequence
-
+    tokens = {name: batch.tokens for name, batch in micro_batches(config).items()}
     critic = uses_critic(config)
     return MemorySettings(
         n_gpus=gpus_needed(config),
         actor=_fsdp_model(actor.fsdp_config, "actor_rollout_ref.actor.fsdp_config", trainable=True),
-        reference=_fsdp_model(arr.ref.fsdp_config, "actor_rollout_ref.ref.fsdp_config", trainable=False)
+        reference=_fsdp_model(arr.ref.fsdp_config, "actor_rollout_ref.ref.fsdp_config", trainable=False, forward_only=True)
         if need_reference_policy(config) else None,
         critic=_fsdp_model(config.critic.fsdp, "critic.fsdp", trainable=True) if critic else None,
-        update_tokens=budget(actor.use_dynamic_bsz, actor.ppo_max_token_len_per_gpu, actor.ppo_micro_batch_size_per_gpu),
-        log_prob_tokens=budget(rollout.log_prob_use_dynamic_bsz, rollout.log_prob_max_token_len_per_gpu,
-                               rollout.log_prob_micro_batch_size_per_gpu),
-        critic_tokens=budget(config.critic.use_dynamic_bsz, config.critic.ppo_max_token_len_per_gpu,
-                             config.critic.ppo_micro_batch_size_per_gpu),
+        update_tokens=tokens["update"],
+        log_prob_tokens=tokens["log_prob"],
+        critic_tokens=tokens["critic"],
+        reference_tokens=tokens["reference"],
         gradient_checkpointing=bool(arr.model.enable_gradient_checkpointing),
         critic_gradient_checkpointing=bool(config.critic.model.get("enable_gradient_checkpointing", True)),
         entropy_fused=bool(actor.fsdp_config.get("use_torch_compile", True) or actor.entropy_from_logits_with_chunking),
@@ -328,7 +420,12 @@ def estimate(settings: MemorySettings, shape: ModelShape, gpu_gib: float) -> Mem
     shard = settings.n_gpus * GIB  # bytes to GiB per GPU
     vocab = shape.vocab_size
     critic_tokens = settings.critic_tokens if settings.critic is not None else None
+    reference_tokens = settings.reference_tokens if settings.reference is not None else None
     vllm = settings.vllm_share * gpu_gib
+
+    def forward_activations(tokens: int) -> float:  # no gradient: one layer's at a time
+        return layer_activation_bytes(shape, tokens, checkpointing=False) / shape.num_layers
+
     return MemoryEstimate(
         gpu_gib=gpu_gib,
         state_gib=sum(model.state_bytes(n) for model in models) / shard,
@@ -338,8 +435,10 @@ def estimate(settings: MemorySettings, shape: ModelShape, gpu_gib: float) -> Mem
                          + settings.update_tokens * vocab * UPDATE_LOGIT_BYTES) / GIB,
         critic_activations_gib=layer_activation_bytes(shape, critic_tokens, settings.critic_gradient_checkpointing) / GIB
         if critic_tokens is not None else 0.0,
-        log_prob_gib=(layer_activation_bytes(shape, settings.log_prob_tokens, checkpointing=False) / shape.num_layers
+        log_prob_gib=(forward_activations(settings.log_prob_tokens)
                       + settings.log_prob_tokens * vocab * LOG_PROB_LOGIT_BYTES[settings.entropy_fused]) / GIB,
+        reference_gib=(settings.reference.gathered_bytes(shape) + forward_activations(reference_tokens)
+                       + reference_tokens * vocab * REFERENCE_LOGIT_BYTES) / GIB if reference_tokens is not None else 0.0,
         resident_during_rollout_gib=sum(model.resident_bytes(n) for model in models) / shard,
         vllm_gib=vllm,
         vllm_asleep_gib=VLLM_ASLEEP_GIB if settings.vllm_sleeps else vllm,
@@ -349,6 +448,7 @@ def estimate(settings: MemorySettings, shape: ModelShape, gpu_gib: float) -> Mem
         tokens_per_micro_batch=settings.update_tokens,
         log_prob_tokens=settings.log_prob_tokens,
         critic_tokens=critic_tokens,
+        reference_tokens=reference_tokens,
     )
 
 
@@ -384,7 +484,10 @@ def check_memory(estimate: MemoryEstimate) -> str:
             "actor_rollout_ref.actor.entropy_from_logits_with_chunking=true"
         )
     if estimate.critic_update_peak_gib > estimate.gpu_gib:
-        advice.append("during the critic's update: fewer tokens per GPU (critic.ppo_max_token_len_per_gpu)")
+        advice.append(f"during the critic's update: fewer tokens per GPU (+{CRITIC_BUDGET_KEY})")
+    if estimate.reference_peak_gib > estimate.gpu_gib:
+        advice.append("computing the reference's log-probs: fewer tokens per GPU "
+                      "(actor_rollout_ref.ref.log_prob_max_token_len_per_gpu)")
     advice.append("more GPUs (trainer.n_gpus_per_node / trainer.nnodes) shard the training state further")
     raise CheckError(
         f"the run is estimated not to fit in GPU memory: {estimate.summary()}.\nTo fit:\n  - "
