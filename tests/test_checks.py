@@ -91,6 +91,16 @@ def test_batch_check_runs_verls_validate_config():
         checks.check_batch_arithmetic(config)
 
 
+def test_a_bare_assert_of_verl_names_the_assertion():
+    """verl's optimizer config checks its scheduler with a bare `assert` (no message): the error says
+    which assertion failed, on one line, not an empty message or a model-loading one."""
+    config = with_overrides("actor_rollout_ref.actor.optim.lr_scheduler_type=cosin")
+    with pytest.raises(CheckError) as error:
+        checks.check_batch_arithmetic(config)
+    assert str(error.value) == ("verl's validate_config rejected the config: `assert self.lr_scheduler_type in "
+                                "[\"constant\", \"cosine\"]` failed (config/optimizer.py 123)")
+
+
 def test_batch_check_scales_with_the_hardware():
     summary = checks.check_batch_arithmetic(with_overrides("trainer.n_gpus_per_node=8", "trainer.nnodes=2"))
     assert "over 16 GPU(s)" in summary and "16 vLLM replica(s)" in summary

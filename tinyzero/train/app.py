@@ -3,12 +3,13 @@
 The story of a launch, top to bottom:
 1. Hydra composes verl 0.9.1's own `ppo_trainer`, tinyzero's defaults (tinyzero/train/conf/train.yaml),
    one recipe (recipes/NAME.yaml, found by tinyzero.recipe) and the command line.
-2. The checks (tinyzero.train.checks, .memory, .cluster) catch unknown keys, misspelt names (algorithm,
-   rollout engine, logger), a bad model path, batch sizes that do not divide, too few GPUs or CPUs,
-   a cluster node without tinyzero (or its verl plugin, or the shared storage), the CPU platform on
-   a machine with GPUs, no C compiler where something compiles and a run that cannot fit in
-   memory, each naming the key to change. The launch settles what verl leaves to it: the attention kernel (.attention), the stop at
-   `</answer>` and vLLM's concurrency (.rollout), TransferQueue's storage units (.cluster).
+2. The checks (tinyzero.train.checks, .ranges, .memory, .cluster) catch unknown keys, misspelt names
+   (algorithm, rollout engine, logger), values outside their range, a bad model path, batch sizes
+   that do not divide, too few GPUs or CPUs, a cluster node without tinyzero (or its verl plugin, or
+   the shared storage), the CPU platform on a machine with GPUs, no C compiler where something
+   compiles and a run that cannot fit in memory, each naming the key to change. The launch settles
+   what verl leaves to it: the attention kernel (.attention), the stop at `</answer>` and vLLM's
+   concurrency (.rollout), TransferQueue's storage units (.cluster), the compute dtype on a CPU (.cpu).
 3. The task's parquet files are generated when missing, under a folder keyed by the task config.
    A recipe with a `priming` block then primes the base model on supervised traces (verl's SFT
    trainer, tinyzero.train.prime) unless the model for that exact block exists, and RL starts from it.
@@ -38,7 +39,7 @@ from tinyzero.recipe import (
     with_task_defaults,
 )
 from tinyzero.templates import chat_template_for
-from tinyzero.train import attention, checks, cluster, cpu, memory, prime, replay, rollout
+from tinyzero.train import attention, checks, cluster, cpu, memory, prime, ranges, replay, rollout
 
 # --- Data ------------------------------------------------------------------------------------
 
@@ -289,8 +290,7 @@ def plan_lines(
         f"attention  {attention_line}",
         f"rollout    {rollout_line}",
         f"memory     {memory_line}",
-        f"steps      {training_steps(config, rows)}, validation every {config.trainer.test_freq}, "
-        f"checkpoint every {config.trainer.save_freq} (keep {config.trainer.max_actor_ckpt_to_keep})",
+        f"steps      {training_steps(config, rows)}, {ranges.schedule(config)}",
         f"per step   {config.data.train_batch_size} prompts x {config.actor_rollout_ref.rollout.n} answers = "
         f"{responses} responses, at most {responses * sequence:,} tokens",
         *([f"problems   {problems}"] if problems else []),
@@ -330,6 +330,7 @@ def check_and_prepare(config: DictConfig, dry_run: bool) -> list[str]:
     """Run every check (and data generation) in order of cost; return the plan's lines."""
     checks.check_unknown_keys(config, checks.reference_config())
     checks.check_names(config)
+    ranges.check_ranges(config)  # every value within its range (tinyzero.train.ranges), before any work
     replay.check_sampler(config)
     platform = cluster.check_platform()  # tinyzero's verl plugin loaded; the CPU platform only without GPUs
     model_note = prepare_tiny_model(config)

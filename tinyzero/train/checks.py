@@ -132,9 +132,7 @@ def check_batch_arithmetic(config: DictConfig) -> str:
     rollout = config.actor_rollout_ref.rollout
     prompts = int(config.data.train_batch_size)
     group = int(rollout.n)
-    mini = int(actor.ppo_mini_batch_size)
-    if n_gpus < 1:
-        raise CheckError(f"trainer.n_gpus_per_node x trainer.nnodes is {n_gpus}; it must be at least 1")
+    mini = int(actor.ppo_mini_batch_size)  # each of these is at least 1 (tinyzero.train.ranges)
 
     problems = []
     if (prompts * group) % n_gpus:
@@ -168,7 +166,7 @@ def check_batch_arithmetic(config: DictConfig) -> str:
             f"full sequence, data.max_prompt_length + data.max_response_length = {sequence}; raise it to at least {sequence}"
         )
     tp = int(rollout.tensor_model_parallel_size)
-    if tp < 1 or int(config.trainer.n_gpus_per_node) % tp:
+    if int(config.trainer.n_gpus_per_node) % tp:
         problems.append(
             f"actor_rollout_ref.rollout.tensor_model_parallel_size ({tp}) must divide trainer.n_gpus_per_node "
             f"({config.trainer.n_gpus_per_node}): one vLLM replica spans tensor_model_parallel_size GPUs of one node"
@@ -201,12 +199,26 @@ def run_verl_validate_config(config: DictConfig) -> None:
     try:
         validate_config(config, use_reference_policy=need_reference_policy(config), use_critic=uses_critic(config))
     except (AssertionError, ValueError) as error:
-        raise CheckError(f"verl's validate_config rejected the config: {error}") from error
-    except InstantiationException as error:  # verl builds the critic's model config, tokenizer included
+        raise CheckError(f"verl's validate_config rejected the config: {verl_message(error)}") from error
+    except InstantiationException as error:
+        if isinstance(error.__cause__, (AssertionError, ValueError)):  # a verl dataclass's own check (its optim's)
+            raise CheckError(f"verl's validate_config rejected the config: {verl_message(error.__cause__)}") from error
+        # verl builds the critic's model config, tokenizer included
         raise CheckError(
             f"verl's validate_config could not load a model it needs: {error}. With a hub name this needs the "
             "network (or the model in the Hugging Face cache); otherwise point critic.model.path at a local folder."
         ) from error
+
+
+def verl_message(error: BaseException) -> str:
+    """verl's message; for a bare `assert` (e.g. `assert self.lr_scheduler_type in ["constant", "cosine"]`,
+    verl/workers/config/optimizer.py 123), which has none, the assertion and where it is."""
+    import traceback
+
+    if str(error):
+        return str(error)
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    return f"`{frame.line}` failed ({Path(frame.filename).parent.name}/{Path(frame.filename).name} {frame.lineno})"
 
 
 # --- Data files ------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
-"""How rollouts run, settled at launch: where they stop, how many run at once, what vLLM accepts.
+"""How rollouts run, settled at launch: where they stop and how many run at once.
 
 - Stop at `</answer>`: `actor_rollout_ref.rollout.agent.default_agent_loop` names tinyzero's agent
   loop (conf/train.yaml); verl finds it through `agent_loop_config_path`, which the launch points
   at this installation's conf/agent_loops.yaml when it is unset (see tinyzero/train/agent_loop.py).
 - `actor_rollout_ref.rollout.max_num_seqs` null (conf/train.yaml): each vLLM replica may run every
   request it gets in a step at once (verl's 256 would queue half of the flagship's 512).
-- Temperatures above 2: vLLM rejects them per request (vllm/sampling_params.py `_verify_args`),
-  i.e. at the first rollout, after the models have loaded: checked here instead.
+
+The sampling values vLLM accepts (temperatures, top_p, top_k) are checked with every other range
+in tinyzero.train.ranges.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from omegaconf import DictConfig, open_dict
 from tinyzero.recipe import CheckError
 
 AGENT_LOOP_NAME = "tinyzero_stop_at_answer"  # registered by conf/agent_loops.yaml
-# vllm/sampling_params.py `_verify_args`: "temperature must be in [0, 2]" (eval has its own check).
-MAX_VLLM_TEMPERATURE = 2.0
 
 
 def agent_loops_file() -> str:
@@ -42,21 +41,8 @@ def requests_per_replica(config: DictConfig) -> int:
     return math.ceil(int(config.data.train_batch_size) * int(rollout.n) / replicas)
 
 
-def check_temperatures(config: DictConfig) -> None:
-    rollout = config.actor_rollout_ref.rollout
-    if rollout.name != "vllm":
-        return
-    for key, value in (("temperature", rollout.temperature), ("val_kwargs.temperature", rollout.val_kwargs.temperature)):
-        if not 0 <= float(value) <= MAX_VLLM_TEMPERATURE:
-            raise CheckError(
-                f"actor_rollout_ref.rollout.{key}={value}: vLLM accepts temperatures in [0, 2] and would reject "
-                "every request at the first rollout; pick a value in that range (1.0 samples the policy as it is)."
-            )
-
-
 def configure_rollout(config: DictConfig) -> str:
-    """Fill in the launch-time rollout keys and check the sampling settings; return the plan's line."""
-    check_temperatures(config)
+    """Fill in the launch-time rollout keys; return the plan's line."""
     rollout = config.actor_rollout_ref.rollout
     with open_dict(config):
         if rollout.max_num_seqs is None:
