@@ -125,12 +125,14 @@ def test_a_gpu_run_that_compiles_needs_a_c_compiler_on_its_gpu_nodes():
 
 
 def test_a_cpu_run_needs_the_cpp_compiler_of_torchs_inductor():
-    """countdown_tiny turns vLLM's compilation off, but verl's engine reads use_torch_compile from
-    fsdp_config (transformer_impl.py 182-187), so its entropy still compiles, in C++ on a CPU."""
-    config = compose(["+recipe=countdown_tiny"])
+    """verl's engine reads use_torch_compile from fsdp_config (transformer_impl.py 182-187): with it
+    on, the entropy compiles, in C++ on a CPU. countdown_tiny turns it off, so nothing compiles."""
+    config = compose(["+recipe=countdown_tiny", "actor_rollout_ref.actor.fsdp_config.use_torch_compile=true"])
     with pytest.raises(CheckError, match=r"^no C\+\+ compiler on node 10\.0\.0\.1 \(\$CXX, g\+\+ or clang\+\+\).*entropy"):
         cluster.check_compiler(config, machines_with("/usr/bin/gcc", None), cpu_run=True)
     assert "vLLM" not in cluster.check_compiler(config, machines_with(None, "/usr/bin/g++"), cpu_run=True)
+    recipe = compose(["+recipe=countdown_tiny"])
+    assert cluster.check_compiler(recipe, machines_with(None, None), cpu_run=True) == "nothing compiles at start-up"
 
 
 def test_the_compiler_lookup_follows_cc_as_triton_does(monkeypatch):

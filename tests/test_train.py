@@ -86,7 +86,7 @@ def test_help_shows_how_to_run_a_recipe_not_the_whole_config(tmp_path):
         ("trainer.n_gpu_per_node=2", "unknown config key(s): trainer.n_gpu_per_node (did you mean trainer.n_gpus_per_node?)"),
         ("task.max_cont=5", "unknown config key(s): task.max_cont (did you mean task.max_count?)"),
         ("actor_rollout_ref.model.path=/no/such/model", "actor_rollout_ref.model.path='/no/such/model': no such folder"),
-        ("task.prompt_style=chat", "task.prompt_style: unknown prompt_style 'chat'; use one of base, instruct"),
+        ("task.prompt_style=chat", "task (countdown): prompt_style must be one of base, instruct, compact, got 'chat'"),
         ("data.train_batch_size=255", "actor_rollout_ref.actor.ppo_mini_batch_size (128) must divide data.train_batch_size (255)"),
     ],
 )
