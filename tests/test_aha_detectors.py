@@ -194,6 +194,14 @@ def test_the_reflection_never_reads_correctness():
 
 def test_labelled_items_say_where_their_text_comes_from(labelled):
     assert {item["source"] for item in labelled} <= {"written", "countdown_tiny_run"}
+    run = [item for item in labelled if item["source"] == "countdown_tiny_run"]
+    # copied from the dumps: findable again by step and 0-based line, evaluated once, numbered r001..
+    assert [item["id"] for item in run] == [f"r{i:03d}" for i in range(1, len(run) + 1)]
+    for item in run:
+        assert item["split"] == "fresh" and item["task"] == "countdown", item["id"]
+        assert isinstance(item["step"], int) and item["step"] >= 1, item["id"]
+        assert isinstance(item["line"], int) and item["line"] >= 0, item["id"]
+        assert "</answer>" not in item["text"] or item["text"].endswith("</answer>"), item["id"]
 
 
 def test_evaluation_reports_each_source(tmp_path, capsys):
@@ -208,7 +216,9 @@ def test_evaluation_reports_each_source(tmp_path, capsys):
          "text": "1 + 11 = 12, not 11. 1 * 11 = 11. </think> <answer> 1 * 11 </answer>"},
     ]
     path = tmp_path / "labelled.jsonl"
-    path.write_text("".join(json.dumps(item) + "\n" for item in [*load_labelled(LABELLED), *run_items]))
+    # the shipped written excerpts plus two run lines of its own (the shipped run lines are left out)
+    written = [item for item in load_labelled(LABELLED) if item["source"] == "written"]
+    path.write_text("".join(json.dumps(item) + "\n" for item in [*written, *run_items]))
     assert main(["--evaluate-detectors", "--labelled", str(path)]) == 0
     out = capsys.readouterr().out
     assert "source written: 280, countdown_tiny_run: 2" in out
