@@ -34,7 +34,10 @@ def labelled():
 
 
 def test_detectors_reach_precision_and_recall_on_the_labelled_set(labelled):
-    figures = evaluate_detectors(labelled)
+    """On the written excerpts, which hold every behaviour. The real countdown_tiny sample holds no
+    behaviour at all, so it measures only false alarms; those are reported in the README (subgoal
+    and backward chaining fire on 12 of its 110 responses), not hidden in a pooled figure."""
+    figures = evaluate_detectors([item for item in labelled if item["source"] == "written"])
     for behaviour, f in figures.items():
         print(f"{behaviour:18s} precision {f['precision']:.3f} recall {f['recall']:.3f} support {f['support']}")
     assert set(figures) == set(BEHAVIOURS)
