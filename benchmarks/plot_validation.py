@@ -7,10 +7,12 @@ at checkpoints/<project>/<experiment>/validation), one line per test problem wit
 
     python benchmarks/plot_validation.py checkpoints/tinyzero/countdown_tiny/validation \
         --out docs/countdown_tiny_validation.png [--rollouts checkpoints/.../rollouts]
+        [--more OTHER_RUN/validation --labels "seed 0" "seed 1"]
 
 Prints one line per validation (step, problems, accuracy) and writes the PNG. With --rollouts the
 training reward's accuracy per step (the share of sampled answers that are right, temperature 1)
-is drawn too, from the rollout dumps (`trainer.rollout_data_dir`).
+is drawn too, from the rollout dumps (`trainer.rollout_data_dir`). --more adds other runs' held-out
+curves (another seed) to the same plot; --labels names the runs in order.
 """
 
 from __future__ import annotations
@@ -49,17 +51,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("validation", type=Path, help="the run's validation dump folder (STEP.jsonl files)")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     parser.add_argument("--rollouts", type=Path, help="the run's rollout dump folder: also draw the training accuracy")
+    parser.add_argument("--more", type=Path, nargs="*", default=[], help="other runs' validation folders, drawn beside it")
+    parser.add_argument("--labels", nargs="*", help="a name for each run, in order (default: held-out, greedy)")
     parser.add_argument("--title", default="countdown_tiny: held-out accuracy under GRPO")
     args = parser.parse_args(argv)
-    if not args.validation.is_dir():
-        parser.error(f"{args.validation} is not a folder: pass the run's validation dump folder (trainer.validation_data_dir)")
-    validation = dump_accuracy(args.validation)
-    if not validation:
-        parser.error(f"{args.validation} holds no STEP.jsonl validation dumps")
-    for step, count, accuracy in validation:
-        print(f"step {step:4d}  {count} problems  accuracy {accuracy:.3f}")
-    first, last = validation[0], validation[-1]
-    print(f"change {first[0]} -> {last[0]}: {100 * (last[2] - first[2]):+.1f} points")
+    folders = [args.validation, *args.more]
+    if args.labels is not None and len(args.labels) != len(folders):
+        parser.error(f"--labels names {len(args.labels)} run(s) but {len(folders)} validation folder(s) were given")
+    curves = []
+    for index, folder in enumerate(folders):
+        if not folder.is_dir():
+            parser.error(f"{folder} is not a folder: pass the run's validation dump folder (trainer.validation_data_dir)")
+        validation = dump_accuracy(folder)
+        if not validation:
+            parser.error(f"{folder} holds no STEP.jsonl validation dumps")
+        name = args.labels[index] if args.labels else "held-out"
+        for step, count, accuracy in validation:
+            print(f"{name}: step {step:4d}  {count} problems  accuracy {accuracy:.3f}")
+        first, last = validation[0], validation[-1]
+        print(f"{name}: change {first[0]} -> {last[0]}: {100 * (last[2] - first[2]):+.1f} points")
+        curves.append((name, validation))
 
     import matplotlib
 
@@ -72,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         if training:
             axes.plot([s for s, _, _ in training], [100 * a for _, _, a in training], color="0.7", linewidth=1,
                       label="training samples (temperature 1)")
-    axes.plot([s for s, _, _ in validation], [100 * a for _, _, a in validation], marker="o", color="C0",
-              label=f"held-out, greedy ({first[1]} problems)")
+    for index, (name, validation) in enumerate(curves):
+        label = f"{name}, held-out greedy ({validation[0][1]} problems)" if args.labels else f"held-out, greedy ({validation[0][1]} problems)"
+        axes.plot([s for s, _, _ in validation], [100 * a for _, _, a in validation], marker="o", color=f"C{index}", label=label)
     axes.set_xlabel("GRPO step (0: the primed model, before any update)")
     axes.set_ylabel("accuracy (%)")
     axes.set_title(args.title)
