@@ -115,14 +115,15 @@ def problems_line(config: DictConfig) -> str | None:
     folder, generator = task_data_dir(config)
     if str(config.data.val_files) != str(folder / "test.parquet") or not (folder / INFO_FILE).is_file():
         return None
-    counts = json.loads((folder / INFO_FILE).read_text())["counts"]
+    info = json.loads((folder / INFO_FILE).read_text())
+    counts = info["counts"]
     sets = [f"held out {counts['test']:,} (validation)", f"GRPO {counts['train']:,}"]
     if config.get("priming") is not None:
         size = int(config.priming.traces.size)
         reserve = getattr(generator, "priming_reserve", 0)
         sets.append(f"priming traces {size:,}" + (" (their own reserve: disjoint from both)" if reserve >= size
                                                   else " (the first GRPO problems: task.priming_reserve=0)"))
-    space = json.loads((folder / INFO_FILE).read_text()).get("space")
+    space = info.get("space")
     used = f"; {space['share_used']:.0%} of the {space['distinct_problems']:,} distinct problems" if space else ""
     return ", ".join(sets) + used
 

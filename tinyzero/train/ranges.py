@@ -127,6 +127,8 @@ def _optimizer(section: str, lr_fix: str) -> list[Range]:
 
 
 _POSITIVE_INT = dict(low=1, integer=True)
+# A fixed micro-batch size: read only without dynamic batch sizes, so null is allowed.
+_MICRO_BATCH = dict(**_POSITIVE_INT, special=((None, "only with use_dynamic_bsz=true"),))
 _SAMPLING = "vLLM rejects such a request at the first rollout, minutes in (vllm/sampling_params.py _verify_args)"
 
 RANGES: tuple[Range, ...] = (
@@ -147,20 +149,17 @@ RANGES: tuple[Range, ...] = (
           why="the answers per validation prompt must be {allowed}", fix="1 is verl's default"),
     Range("actor_rollout_ref.actor.ppo_mini_batch_size", **_POSITIVE_INT,
           why="the prompts per policy update must be {allowed}", fix="e.g. half of data.train_batch_size"),
-    Range("actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu", **_POSITIVE_INT,
-          special=((None, "only with use_dynamic_bsz=true"),),
+    Range("actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu", **_MICRO_BATCH,
           why="the sequences per GPU micro-batch must be {allowed}", fix="the recipes use 8"),
     Range("actor_rollout_ref.actor.ppo_max_token_len_per_gpu", **_POSITIVE_INT,
           why="the token budget of a dynamic micro-batch must be {allowed}", fix="verl's default is 16384"),
     Range("actor_rollout_ref.actor.ppo_epochs", **_POSITIVE_INT,
           why="the passes over each step's batch must be {allowed}", fix="1 is verl's default and the recipes'"),
-    Range("actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu", **_POSITIVE_INT,
-          special=((None, "only with use_dynamic_bsz=true"),),
+    Range("actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu", **_MICRO_BATCH,
           why="the sequences per GPU log-prob micro-batch must be {allowed}", fix="the recipes use 16"),
-    Range("actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu", **_POSITIVE_INT,
-          special=((None, "only with use_dynamic_bsz=true"),),
+    Range("actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu", **_MICRO_BATCH,
           why="the sequences per GPU log-prob micro-batch must be {allowed}", fix="the recipes use 16"),
-    Range("critic.ppo_micro_batch_size_per_gpu", **_POSITIVE_INT, special=((None, "only with use_dynamic_bsz=true"),),
+    Range("critic.ppo_micro_batch_size_per_gpu", **_MICRO_BATCH,
           why="the sequences per GPU micro-batch must be {allowed}", fix="the recipes use 8"),
     Range("critic.ppo_max_token_len_per_gpu", **_POSITIVE_INT,
           why="the token budget of a dynamic micro-batch must be {allowed}", fix="verl's default is 32768"),
