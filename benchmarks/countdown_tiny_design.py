@@ -56,6 +56,8 @@ def arguments():
     add("--rl-lr", type=float, default=2e-4)
     add("--prompts", type=int, default=16, help="prompts a GRPO step")
     add("--n", type=int, default=8, help="answers a prompt")
+    add("--temperature", type=float, default=1.0,
+        help="GRPO's sampling temperature; the update scores the same tempered policy (verl: rollout.temperature)")
     add("--no-std", action="store_true", help="advantages not divided by the group's spread (verl: algorithm.norm_adv_by_std_in_grpo=false)")
     add("--max-new", type=int, default=110, help="response tokens (a direct trace is about 80)")
     add("--eval-every", type=int, default=20)
@@ -101,14 +103,14 @@ def main() -> None:
         return ids, mask, labels
 
     @torch.no_grad()
-    def generate(prompts, greedy: bool, n: int = 1, batch: int = 128):
+    def generate(prompts, greedy: bool, n: int = 1, batch: int = 128, temperature: float = 1.0):
         model.eval()
         tokenizer.padding_side = "left"
         outputs = []
         expanded = [p for p in prompts for _ in range(n)]
         for begin in range(0, len(expanded), batch):
             inputs = tokenizer(expanded[begin : begin + batch], return_tensors="pt", padding=True)
-            out = model.generate(**inputs, max_new_tokens=args.max_new, do_sample=not greedy, temperature=1.0,
+            out = model.generate(**inputs, max_new_tokens=args.max_new, do_sample=not greedy, temperature=temperature,
                                  top_p=1.0, eos_token_id=eos, pad_token_id=pad)
             for row in out[:, inputs["input_ids"].shape[1] :].tolist():
                 row = row[: row.index(eos) + 1] if eos in row else row
@@ -123,7 +125,9 @@ def main() -> None:
     def held_out(label: str) -> float:
         outputs = generate([prompt(p[0], p[1]) for p in test], greedy=True)
         accuracy = sum(correct(o, p) for o, p in zip(outputs, test)) / len(test)
-        log(f"{label}: held-out greedy {accuracy:.1%}")
+        # A search trace writes "Try ..." for each attempt; a direct one never does.
+        searching = sum("Try " in tokenizer.decode(o, skip_special_tokens=True) for o in outputs) / len(test)
+        log(f"{label}: held-out greedy {accuracy:.1%} ({searching:.0%} of the answers search)")
         return accuracy
 
     # Priming: supervised traces, loss on the response only.
@@ -171,7 +175,7 @@ def main() -> None:
             queue += rng.sample(range(len(rl)), len(rl))
         batch, queue = [rl[i] for i in queue[: args.prompts]], queue[args.prompts :]
         prompts = [prompt(p[0], p[1]) for p in batch]
-        outputs = generate(prompts, greedy=False, n=args.n)
+        outputs = generate(prompts, greedy=False, n=args.n, temperature=args.temperature)
         scores = torch.tensor([score_countdown(tokenizer.decode(o, skip_special_tokens=True), batch[i // args.n][1],
                                                list(batch[i // args.n][0])).score for i, o in enumerate(outputs)])
         groups = scores.view(args.prompts, args.n)
@@ -183,7 +187,7 @@ def main() -> None:
             rows.append((prompt_ids + output, [0] * len(prompt_ids) + [1] * len(output)))
         ids, mask, labels = padded(rows)
         model.train()
-        log_probs = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits[:, :-1], -1)
+        log_probs = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits[:, :-1] / args.temperature, -1)
         targets = labels[:, 1:]
         scored = targets != -100
         token_log_probs = log_probs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
@@ -193,7 +197,8 @@ def main() -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         if step % 10 == 0:
-            log(f"GRPO step {step}: sampled right {(scores >= 1).float().mean():.1%}")
+            searched = sum("Try " in tokenizer.decode(o, skip_special_tokens=True) for o in outputs) / len(outputs)
+            log(f"GRPO step {step}: sampled right {(scores >= 1).float().mean():.1%}, searching {searched:.0%}")
         if step % args.eval_every == 0:
             curve.append(held_out(f"GRPO step {step}"))
     print("held-out greedy accuracy (%) at step 0 and every", args.eval_every, "steps:", json.dumps([round(100 * c, 1) for c in curve]))
